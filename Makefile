@@ -1,0 +1,41 @@
+# Two commands do all set-up on a fresh machine:
+#   make demo   -> creates .venv if missing, installs lookright, runs `lookright demo`
+#   make test   -> same set-up, then runs the test suite
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.lookright-installed
+
+.PHONY: demo test install reproduce bench subset clean
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q torch==2.14.1 torchvision==0.29.1
+	$(PY) -m pip install -q -e '.[test]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	$(VENV)/bin/lookright demo
+
+test: $(STAMP)
+	$(PY) -m pytest
+
+# Long reproduction of the README tables (not run in CI). Needs full MNIST:
+#   LOOKRIGHT_DATA=/path/to/data make reproduce
+SEEDS ?= 5
+reproduce: $(STAMP)
+	for c in configs/colormnist-*.yaml configs/decoymnist-*.yaml; do \
+	  $(VENV)/bin/lookright sweep $$c --seeds $(SEEDS) || exit 1; done
+	$(VENV)/bin/lookright summarize runs/ --out docs/results.md
+
+bench: $(STAMP)
+	$(PY) benchmarks/step_cost.py
+
+subset: $(STAMP)
+	$(PY) scripts/build_mnist_subset.py
+
+clean:
+	rm -rf $(VENV) runs build *.egg-info

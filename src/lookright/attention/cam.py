@@ -1,0 +1,52 @@
+"""Class activation maps (CAM) for models with a global-average-pooling head.
+
+``CAM_c(i, j) = sum_k W[c, k] * A_k(i, j)`` with ``A`` the hooked layer's output (pre-ReLU
+unless ``post_relu``) and ``W`` the final linear layer's weights. One forward pass and one
+einsum: no backward is needed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from lookright.attention.base import EXTRACTORS, Extractor, capture, layer_of, resolve_targets
+from lookright.errors import ConfigError
+
+
+@EXTRACTORS.register("cam")
+class CAM(Extractor):
+    name = "cam"
+
+    def __init__(self, layer: str | None = None, classifier: str | None = None, post_relu: bool = False) -> None:
+        self.layer = layer
+        self.classifier = classifier
+        self.post_relu = post_relu
+
+    def _weights(self, model: nn.Module) -> torch.Tensor:
+        name = self.classifier or getattr(model, "classifier", None)
+        if not name:
+            raise ConfigError("CAM needs a global-average-pooling head; this model has none: use 'gradcam'")
+        fc = model.get_submodule(name)
+        if not isinstance(fc, nn.Linear):
+            raise ConfigError(f"CAM classifier {name!r} must be nn.Linear, got {type(fc).__name__}")
+        return fc.weight
+
+    def with_logits(self, model, x, target_class=None, differentiable=False):
+        weights = self._weights(model)
+        grad_mode = contextlib.nullcontext() if differentiable else torch.no_grad()
+        with grad_mode, capture(layer_of(model, self.layer)) as store:
+            logits = model(x)
+            acts = store["output"]
+            if acts.shape[1] != weights.shape[1]:
+                raise ConfigError(
+                    f"CAM layer has {acts.shape[1]} channels but the classifier takes {weights.shape[1]}"
+                )
+            if self.post_relu:
+                acts = F.relu(acts)
+            cls = resolve_targets(target_class, logits)
+            maps = torch.einsum("bkhw,bk->bhw", acts, weights[cls])
+        return maps, logits

@@ -1,0 +1,179 @@
+"""The command-line face of lookright."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from lookright.errors import LookrightError
+
+app = typer.Typer(help="Make vision models look at the right thing, and measure whether they do.",
+                  no_args_is_help=True, pretty_exceptions_enable=False)
+data_app = typer.Typer(help="Benchmarks: export generated data.", no_args_is_help=True)
+app.add_typer(data_app, name="data")
+console = Console()
+
+DataDir = Annotated[str | None, typer.Option("--data-dir", help="folder holding mnist/ (else $LOOKRIGHT_DATA)")]
+
+
+def _fail(exc: Exception) -> None:
+    console.print(f"[bold red]error:[/] {exc}")
+    raise typer.Exit(code=2)
+
+
+def _run_table(results: list[dict], title: str) -> Table:
+    table = Table(title=title)
+    for col in ("run", "seed", "shifted test acc", "val acc", "attention on digit", "on shortcut", "wall time"):
+        table.add_column(col)
+    for m in results:
+        mass = m["attention_mass"]
+        fmt = lambda v: "n/a" if v is None else f"{v:.3f}"  # noqa: E731
+        table.add_row(m["name"], str(m["seed"]), f"{m['shifted_test_acc']:.2f}%", f"{m['val_acc']:.2f}%",
+                      fmt(mass["digit"]["mean"]), fmt(mass["shortcut"]["mean"]), f"{m['wall_time_s']:.0f}s")
+    return table
+
+
+@app.command()
+def train(
+    config: Annotated[Path, typer.Argument(help="YAML config")],
+    overrides: Annotated[list[str] | None, typer.Argument(help="key=value overrides, e.g. train.epochs=5")] = None,
+    run_dir: Annotated[Path | None, typer.Option(help="run folder (default OUT_DIR/NAME/seedS)")] = None,
+    resume: Annotated[bool, typer.Option("--resume", help="continue the run in RUN_DIR from its checkpoint")] = False,
+    data_dir: DataDir = None,
+) -> None:
+    """Train one run from a config."""
+    from lookright.train import load_config
+    from lookright.train.trainer import train as train_run
+
+    try:
+        extra = list(overrides or []) + ([f"data.data_dir={data_dir}"] if data_dir else [])
+        cfg = load_config(config, extra)
+        folder = run_dir or Path(cfg.out_dir) / cfg.name / f"seed{cfg.seed}"
+        metrics = train_run(cfg, folder, resume=resume)
+    except LookrightError as exc:
+        _fail(exc)
+    console.print(_run_table([metrics], cfg.name))
+    console.print(f"run folder: {folder} (metrics.json, figures/)")
+
+
+@app.command("eval")
+def eval_cmd(
+    run_dir: Path,
+    extractor: Annotated[str | None, typer.Option(help="attention extractor for the metrics")] = None,
+) -> None:
+    """Re-evaluate a trained run and update its metrics.json."""
+    from lookright.train.run_eval import evaluate_run
+
+    try:
+        metrics = evaluate_run(run_dir, extractor)
+    except LookrightError as exc:
+        _fail(exc)
+    console.print(_run_table([metrics], str(run_dir)))
+
+
+@app.command()
+def sweep(
+    config: Path,
+    seeds: Annotated[int, typer.Option(min=1, help="number of seeds (0..N-1)")] = 5,
+    grid: Annotated[list[str] | None, typer.Option(help="key=v1,v2 (repeatable)")] = None,
+    jobs: Annotated[int, typer.Option(min=1, help="parallel processes (one thread each)")] = 1,
+    data_dir: DataDir = None,
+    overrides: Annotated[list[str] | None, typer.Argument(help="key=value overrides")] = None,
+) -> None:
+    """Run a config over seeds (and a grid); print mean ± std over seeds."""
+    from lookright.report.summary import markdown_table, summarize
+    from lookright.train import load_config
+    from lookright.train.progress import progress_bar
+    from lookright.train.sweep import run_sweep, sweep_configs
+
+    try:
+        extra = list(overrides or []) + ([f"data.data_dir={data_dir}"] if data_dir else [])
+        runs = sweep_configs(load_config(config, extra), seeds, grid or [])
+        with progress_bar() as bar:
+            task = bar.add_task(f"sweep {config.name}", total=len(runs))
+            results = run_sweep(runs, jobs=jobs, on_done=lambda _m: bar.advance(task))
+    except LookrightError as exc:
+        _fail(exc)
+    console.print(markdown_table(summarize(results)))
+
+
+@app.command()
+def summarize(
+    root: Annotated[Path, typer.Argument(help="folder searched for run folders")] = Path("runs"),
+    out: Annotated[Path | None, typer.Option(help="write the Markdown table here")] = None,
+) -> None:
+    """Summarise every run under ROOT: mean ± std over seeds per (dataset, run name)."""
+    from lookright.report.summary import find_runs, markdown_table, read_metrics
+    from lookright.report.summary import summarize as summarise_rows
+
+    text = markdown_table(summarise_rows(read_metrics(find_runs(root))))
+    if out:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(text)
+    console.print(text)
+
+
+@app.command()
+def demo(
+    data_dir: DataDir = None,
+    out_dir: Annotated[str, typer.Option(help="where run folders go")] = "runs",
+    epochs: Annotated[int, typer.Option(min=2, help="epochs per run")] = 30,
+    seed: int = 0,
+) -> None:
+    """Vanilla vs KL attention alignment on ColorMNIST (embedded subset unless --data-dir)."""
+    from lookright.demo import demo_configs
+    from lookright.train.trainer import train as train_run
+
+    results = []
+    try:
+        for cfg, folder in demo_configs(out_dir, data_dir, epochs, seed):
+            results.append(train_run(cfg, folder))
+    except LookrightError as exc:
+        _fail(exc)
+    console.print(_run_table(results, "ColorMNIST (CDEP variant): train colour = label, test colour = 9 - label"))
+    for (cfg, folder), m in zip(demo_configs(out_dir, data_dir, epochs, seed), results, strict=True):
+        console.print(f"{cfg.name}: {folder}/metrics.json, figures in {folder}/figures/")
+
+
+@data_app.command("export")
+def data_export(
+    name: Annotated[str, typer.Argument(help="colormnist | decoymnist-cdep | decoymnist-rrr")],
+    out: Annotated[Path, typer.Option(help="output .npz")],
+    data_dir: DataDir = None,
+    seed: int = 0,
+    embedded: Annotated[bool, typer.Option(help="use the embedded subset instead of full MNIST")] = False,
+) -> None:
+    """Write a benchmark as generated (uint8, channel-first, MNIST order) to an .npz."""
+    from lookright.data.export import export_benchmark
+
+    try:
+        path = export_benchmark(name, out, data_dir=data_dir, seed=seed, embedded=embedded)
+    except LookrightError as exc:
+        _fail(exc)
+    console.print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB)")
+
+
+@data_app.command("list")
+def data_list() -> None:
+    """List benchmark names."""
+    from lookright.data import GENERATORS
+
+    console.print("\n".join(GENERATORS.names()))
+
+
+def main() -> None:  # pragma: no cover
+    try:
+        app()
+    except LookrightError as exc:
+        console.print(f"[bold red]error:[/] {exc}")
+        sys.exit(2)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,111 @@
+"""The shortcut-benchmark container and its registry.
+
+A benchmark holds uint8 images in MNIST's order, channel-first ``(N, C, 28, 28)``, labels,
+and two binary ground-truth masks per image ``(N, 28, 28)``:
+
+* ``mask``: the task-relevant region (the digit foreground, grey > 0);
+* ``shortcut``: where the shortcut lives (the decoy patch; for ColorMNIST the colour is carried
+  by the digit's own strokes, so the shortcut region *is* the foreground; attention cannot
+  separate colour from shape spatially, and ColorMNIST measures shortcut reliance by accuracy
+  under colour reversal instead).
+
+A benchmark generator is ``(grey_images, labels, rule, rng) -> (images, shortcut_masks)`` where
+``rule`` is ``"train"`` (shortcut correlated with the label) or ``"test"`` (shifted).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+import numpy as np
+
+from lookright.data.mnist import MNIST, load_embedded, load_mnist
+from lookright.errors import ConfigError
+from lookright.registry import Registry
+
+Generator = Callable[[np.ndarray, np.ndarray, str, np.random.Generator], tuple[np.ndarray, np.ndarray]]
+GENERATORS: Registry[Generator] = Registry("benchmark")
+
+
+@dataclass
+class Split:
+    """One split: images (N, C, 28, 28) uint8, labels (N,) int64, mask and shortcut (N, 28, 28) uint8."""
+
+    x: np.ndarray
+    y: np.ndarray
+    mask: np.ndarray
+    shortcut: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+    def take(self, index: np.ndarray) -> Split:
+        return Split(*(getattr(self, f.name)[index] for f in fields(self)))
+
+
+@dataclass
+class Benchmark:
+    name: str
+    train: Split
+    test: Split
+    seed: int
+    source: str
+
+
+def foreground(grey: np.ndarray) -> np.ndarray:
+    """Digit foreground: 1 where the grey digit has any ink (grey > 0)."""
+    return (grey > 0).astype(np.uint8)
+
+
+def _rng(seed: int, split: str) -> np.random.Generator:
+    return np.random.default_rng([seed, {"train": 0, "test": 1, "val": 2}[split]])
+
+
+def make_split(name: str, grey: np.ndarray, labels: np.ndarray, rule: str, seed: int, stream: str) -> Split:
+    generate = GENERATORS.get(name)
+    x, shortcut = generate(grey, labels, rule, _rng(seed, stream))
+    return Split(x=x, y=labels.astype(np.int64), mask=foreground(grey), shortcut=shortcut)
+
+
+def create_benchmark(
+    name: str,
+    data_dir: str | Path | None = None,
+    seed: int = 0,
+    embedded: bool = False,
+    mnist: MNIST | None = None,
+) -> Benchmark:
+    """Generate benchmark ``name`` from full MNIST (or the embedded subset) with a seed."""
+    GENERATORS.get(name)  # fail early on an unknown name
+    if mnist is None:
+        mnist = load_embedded() if embedded else load_mnist(data_dir)
+    train = make_split(name, mnist.train_images, mnist.train_labels, "train", seed, "train")
+    test = make_split(name, mnist.test_images, mnist.test_labels, "test", seed, "test")
+    return Benchmark(name=name, train=train, test=test, seed=seed, source=mnist.source)
+
+
+def split_validation(
+    bench: Benchmark, fraction: float, mode: str, seed: int, mnist_grey: np.ndarray | None = None
+) -> tuple[Split, Split]:
+    """Carve a validation split out of train.
+
+    ``mode="in-distribution"``: a seeded random ``fraction`` of train, with train's shortcut rule
+    (Learning to Look uses 0.16). ``mode="cdep"``: the last ``fraction`` of train (CDEP uses 0.1),
+    regenerated from the grey digits with the *test* rule (reversed colours / shifted decoys);
+    needs ``mnist_grey``, the grey training digits.
+    """
+    if not 0.0 < fraction < 1.0:
+        raise ConfigError(f"validation fraction must lie in (0, 1), got {fraction}")
+    n = len(bench.train)
+    n_val = max(1, int(round(n * fraction)))
+    if mode == "in-distribution":
+        perm = np.random.default_rng([seed, 3]).permutation(n)
+        return bench.train.take(np.sort(perm[n_val:])), bench.train.take(np.sort(perm[:n_val]))
+    if mode == "cdep":
+        if mnist_grey is None:
+            raise ConfigError("validation mode 'cdep' needs the grey training digits")
+        idx = np.arange(n - n_val, n)
+        val = make_split(bench.name, mnist_grey[idx], bench.train.y[idx], "test", bench.seed, "val")
+        return bench.train.take(np.arange(n - n_val)), val
+    raise ConfigError(f"unknown validation mode {mode!r}; choose 'in-distribution' or 'cdep'")

@@ -1,0 +1,63 @@
+"""The alignment-loss interface.
+
+A loss is called as ``loss(attention, target) -> scalar``. ``attention`` is ``(B, h, w)`` from an
+extractor, ``target`` a ``(B, h, w)`` mask in ``[0, 1]`` on the same grid. Images whose mask is
+empty (all zero) are skipped: they contribute nothing, are counted in ``last_skipped``, and
+a batch where every mask is empty gives a zero loss that still has a graph (never NaN).
+"""
+
+from __future__ import annotations
+
+import torch
+
+from lookright.attention.base import check_finite
+from lookright.errors import MaskError
+from lookright.registry import Registry
+
+
+class AlignmentLoss:
+    name = "alignment"
+    #: the extractor this loss is meant for, used when a config names none
+    default_extractor = "cam"
+
+    def __init__(self) -> None:
+        self.last_skipped = 0
+
+    def per_image(self, attention: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """Loss of each image, ``(B,)``; entries of empty masks are ignored by ``__call__``."""
+        raise NotImplementedError
+
+    def __call__(self, attention: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        check_inputs(attention, target, self.name)
+        valid = target.flatten(1).sum(dim=1) > 0
+        self.last_skipped = int((~valid).sum())
+        losses = self.per_image(attention, target)
+        if self.last_skipped == 0:
+            return losses.mean()
+        if self.last_skipped == len(valid):
+            return attention.sum() * 0.0
+        return losses[valid].mean()
+
+
+LOSSES: Registry[AlignmentLoss] = Registry("alignment loss")
+
+
+def create_loss(name: str, **options) -> AlignmentLoss:
+    return LOSSES.create(name, **options)
+
+
+def check_inputs(attention: torch.Tensor, target: torch.Tensor, what: str) -> None:
+    if attention.dim() != 3 or attention.shape != target.shape:
+        raise MaskError(
+            f"{what}: attention {tuple(attention.shape)} and target {tuple(target.shape)} must both be "
+            "(B, h, w) of the same shape; resize the mask to the attention grid (pipeline op 'resize')"
+        )
+    check_finite(attention, what)
+
+
+def minmax(a: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
+    """Per-image min-max normalisation of ``(B, h, w)`` maps to ``[0, 1]``."""
+    flat = a.flatten(1)
+    lo = flat.amin(dim=1, keepdim=True)
+    hi = flat.amax(dim=1, keepdim=True)
+    return ((flat - lo) / (hi - lo + eps)).view_as(a)

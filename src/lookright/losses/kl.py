@@ -1,0 +1,25 @@
+"""Learning to Look's KL alignment loss.
+
+``p = softmax_positions(minmax(ReLU(CAM)))``, ``q = M / sum(M)``,
+``loss = KL(q || p) = sum_i q_i (log q_i - log p_i)`` (with ``0 log 0 = 0``), batch mean over
+images with a non-empty mask. The direction is target-to-attention: attention is pulled to
+cover the mask. Empty masks are skipped and counted.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from lookright.losses.base import LOSSES, AlignmentLoss, minmax
+
+
+@LOSSES.register("kl")
+class KLAlignment(AlignmentLoss):
+    name = "kl"
+
+    def per_image(self, attention: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        logp = F.log_softmax(minmax(F.relu(attention)).flatten(1), dim=1)
+        q = target.flatten(1).float()
+        q = q / q.sum(dim=1, keepdim=True).clamp_min(1e-12)
+        return (torch.xlogy(q, q) - q * logp).sum(dim=1)

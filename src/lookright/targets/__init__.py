@@ -1,0 +1,6 @@
+"""Attention targets: teachers and mask post-processing."""
+
+from lookright.targets.morphology import LEARNING_TO_LOOK_CONTOUR, MaskPipeline
+from lookright.targets.teacher import TEACHERS, MaskTeacher, Teacher, build_targets
+
+__all__ = ["LEARNING_TO_LOOK_CONTOUR", "MaskPipeline", "MaskTeacher", "TEACHERS", "Teacher", "build_targets"]

@@ -1,0 +1,160 @@
+"""Run configuration: a YAML file plus ``key=value`` overrides, validated by pydantic."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from lookright.errors import ConfigError
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class DataConfig(Strict):
+    name: str = "colormnist"
+    data_dir: str | None = None
+    embedded: bool = False
+    max_train: int | None = Field(None, ge=10, description="use only the first N training digits")
+    max_test: int | None = Field(None, ge=10)
+    val_fraction: float = Field(0.16, gt=0.0, lt=1.0)
+    val_mode: Literal["in-distribution", "cdep"] = "in-distribution"
+
+
+class ModelConfig(Strict):
+    name: str = "lenet"
+    options: dict[str, Any] = Field(default_factory=dict)
+
+
+class AttentionConfig(Strict):
+    extractor: str | None = None  # default: the loss's own (cam, or input-gradients for rrr)
+    layer: str | None = None
+    post_relu: bool = False
+    target: Literal["label", "pred"] = "label"
+
+
+class TargetConfig(Strict):
+    teacher: str = "mask"
+    source: Literal["mask", "shortcut"] = "mask"
+    pipeline: list[dict[str, Any]] = Field(default_factory=lambda: [{"op": "resize", "size": "attention"}])
+
+
+class LossConfig(Strict):
+    name: str | None = None  # None: plain cross-entropy (vanilla)
+    lambda0: float = Field(1.0, ge=0.0)
+    ramp: Literal["constant", "learning-to-look"] = "constant"
+    options: dict[str, Any] = Field(default_factory=dict)
+
+
+class OptimConfig(Strict):
+    name: Literal["sgd", "adam"] = "sgd"
+    lr: float = Field(1e-3, gt=0.0)
+    momentum: float = Field(0.9, ge=0.0, lt=1.0)
+    weight_decay: float = Field(0.0, ge=0.0)
+
+
+class SchedulerConfig(Strict):
+    name: Literal["none", "step", "cosine"] = "none"
+    step_size: int = Field(7, ge=1)
+    gamma: float = Field(0.1, gt=0.0)
+
+
+class TrainConfig(Strict):
+    epochs: int = Field(30, ge=1)
+    batch_size: int = Field(32, ge=1)
+    attn_epochs: int = Field(0, ge=0, description="phase 1: alignment loss alone for this many epochs")
+    selection: Literal["val_acc", "val_acc_x_align", "last"] = "val_acc"
+    eval_batch_size: int = Field(2000, ge=1)
+    device: str = "auto"
+    threads: int | None = Field(None, ge=1)
+
+
+class EvalConfig(Strict):
+    extractor: str | None = None  # default: cam when the model has a GAP head, else gradcam
+    figure_images: int = Field(8, ge=1)
+
+
+class RunConfig(Strict):
+    name: str = "run"
+    seed: int = 0
+    out_dir: str = "runs"
+    data: DataConfig = Field(default_factory=DataConfig)
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    attention: AttentionConfig = Field(default_factory=AttentionConfig)
+    target: TargetConfig = Field(default_factory=TargetConfig)
+    loss: LossConfig = Field(default_factory=LossConfig)
+    optim: OptimConfig = Field(default_factory=OptimConfig)
+    scheduler: SchedulerConfig = Field(default_factory=SchedulerConfig)
+    train: TrainConfig = Field(default_factory=TrainConfig)
+    eval: EvalConfig = Field(default_factory=EvalConfig)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> RunConfig:
+        if self.train.attn_epochs and self.loss.name is None:
+            raise ValueError("train.attn_epochs > 0 needs an alignment loss (loss.name)")
+        if self.train.attn_epochs >= self.train.epochs:
+            raise ValueError(f"train.attn_epochs ({self.train.attn_epochs}) must be < train.epochs ({self.train.epochs})")
+        return self
+
+
+def _set_dotted(tree: dict, dotted: str, value: Any) -> None:
+    keys = dotted.split(".")
+    node = tree
+    for key in keys[:-1]:
+        node = node.setdefault(key, {})
+        if not isinstance(node, dict):
+            raise ConfigError(f"override {dotted}: {key} is not a section")
+    node[keys[-1]] = value
+
+
+def parse_overrides(overrides: list[str]) -> dict:
+    tree: dict = {}
+    for item in overrides:
+        if "=" not in item:
+            raise ConfigError(f"override {item!r} must look like key=value, e.g. train.epochs=5")
+        key, raw = item.split("=", 1)
+        _set_dotted(tree, key.strip(), yaml.safe_load(raw))
+    return tree
+
+
+def merge_trees(base: dict, extra: dict) -> dict:
+    out = dict(base)
+    for key, value in extra.items():
+        out[key] = merge_trees(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+    return out
+
+
+def build_config(tree: dict, origin: str = "config") -> RunConfig:
+    try:
+        return RunConfig.model_validate(tree)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or '(top)'}: {err['msg']}" for err in exc.errors()
+        )
+        raise ConfigError(f"invalid {origin}: {problems}") from None
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> RunConfig:
+    """Read a YAML config (or start from defaults) and apply ``key=value`` overrides."""
+    tree: dict = {}
+    origin = "defaults"
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise ConfigError(f"config file not found: {path}")
+        try:
+            tree = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{path} is not valid YAML: {exc}") from None
+        if not isinstance(tree, dict):
+            raise ConfigError(f"{path} must hold a mapping at the top level")
+        origin = str(path)
+    return build_config(merge_trees(tree, parse_overrides(overrides or [])), origin)
+
+
+def dump_config(cfg: RunConfig) -> str:
+    return yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False)

@@ -1,0 +1,308 @@
+"""The training loop, top to bottom.
+
+Two phases (Learning to Look): for ``attn_epochs`` epochs the alignment loss alone is
+optimised; then the optimiser and scheduler are created anew and ``CE + lambda(e) * align``
+is optimised. Vanilla training is ``loss.name = null`` and ``attn_epochs = 0``.
+
+Everything lives on the device as tensors; batches are index slices of a permutation drawn
+from a generator seeded by ``(seed, epoch)``, so a resumed run replays exactly the batches of
+an uninterrupted one. A checkpoint is written atomically after every epoch.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from lookright.attention import Extractor, create_extractor
+from lookright.data import create_benchmark, load_embedded, load_mnist, split_validation
+from lookright.data.benchmark import Split
+from lookright.errors import ConfigError
+from lookright.losses import AlignmentLoss, create_loss
+from lookright.metrics import EnergyAccumulator, accuracy, predict
+from lookright.models import create_model
+from lookright.report.figures import save_run_figures
+from lookright.targets import TEACHERS, MaskPipeline, build_targets
+from lookright.train.checkpoint import load_checkpoint, save_atomic
+from lookright.train.config import RunConfig, dump_config
+from lookright.train.progress import progress_bar
+from lookright.train.provenance import device_name, git_commit, resolve_device, versions
+from lookright.train.schedules import alignment_weight, create_optimizer, create_scheduler
+
+LAST = "checkpoints/last.pt"
+BEST = "checkpoints/best.pt"
+
+
+@dataclass
+class Tensors:
+    """One split on the device: model inputs, labels, alignment targets, raw masks."""
+
+    x: torch.Tensor
+    y: torch.Tensor
+    target: torch.Tensor | None
+    mask: torch.Tensor
+    shortcut: torch.Tensor
+
+
+def load_splits(cfg: RunConfig) -> tuple[Split, Split, Split, str]:
+    """Generate the benchmark and carve train / validation / test (shifted) splits."""
+    d = cfg.data
+    mnist = load_embedded() if d.embedded else load_mnist(d.data_dir)
+    bench = create_benchmark(d.name, seed=cfg.seed, mnist=mnist)
+    train, test = bench.train, bench.test
+    grey = mnist.train_images
+    if d.max_train:
+        train, grey = train.take(np.arange(min(d.max_train, len(train)))), grey[: d.max_train]
+    if d.max_test:
+        test = test.take(np.arange(min(d.max_test, len(test))))
+    bench.train = train
+    train, val = split_validation(bench, d.val_fraction, d.val_mode, cfg.seed, mnist_grey=grey)
+    return train, val, test, bench.source
+
+
+def build_parts(cfg: RunConfig) -> tuple[nn.Module, Extractor | None, AlignmentLoss | None, Extractor]:
+    """Model, training extractor and loss (None for vanilla), and the evaluation extractor."""
+    model = create_model(cfg.model.name, **cfg.model.options)
+    loss_fn = create_loss(cfg.loss.name, **cfg.loss.options) if cfg.loss.name else None
+    extractor = None
+    if loss_fn is not None:
+        name = cfg.attention.extractor or loss_fn.default_extractor
+        extractor = _create_extractor(name, cfg)
+    eval_name = cfg.eval.extractor or ("cam" if getattr(model, "classifier", None) else "gradcam")
+    return model, extractor, loss_fn, _create_extractor(eval_name, cfg)
+
+
+def _create_extractor(name: str, cfg: RunConfig) -> Extractor:
+    if name == "cam":
+        return create_extractor(name, layer=cfg.attention.layer, post_relu=cfg.attention.post_relu)
+    if name == "gradcam":
+        return create_extractor(name, layer=cfg.attention.layer)
+    return create_extractor(name)
+
+
+def attention_grid(model: nn.Module, extractor: Extractor, x: torch.Tensor) -> tuple[int, int]:
+    was_training = model.training
+    model.eval()
+    maps = extractor(model, x[:2], None)
+    model.train(was_training)
+    return tuple(maps.shape[-2:])
+
+
+def to_tensors(split: Split, model: nn.Module, device, teacher_source: str, pipeline, grid) -> Tensors:
+    x = model.input_spec.prepare(torch.from_numpy(split.x)).to(device)
+    mask = torch.from_numpy(split.mask).to(device)
+    shortcut = torch.from_numpy(split.shortcut).to(device)
+    target = None
+    if pipeline is not None:
+        teacher = TEACHERS.create("mask", masks=mask if teacher_source == "mask" else shortcut)
+        target = build_targets(teacher, torch.from_numpy(split.x).to(device), pipeline, grid)
+    return Tensors(x=x, y=torch.from_numpy(split.y).to(device), target=target, mask=mask, shortcut=shortcut)
+
+
+def alignment_step(model, extractor, loss_fn, x, y, target, target_mode):
+    """Forward once; return logits and the alignment loss on the batch."""
+    cls = y if target_mode == "label" else None
+    maps, logits = extractor.with_logits(model, x, cls, differentiable=True)
+    return logits, loss_fn(maps, target)
+
+
+@torch.no_grad()
+def _no_grad_eval(model, x, y, bs):
+    return accuracy(predict(model, x, bs), y)
+
+
+def evaluate(model, data: Tensors, extractor, loss_fn, cfg: RunConfig) -> dict:
+    """Accuracy and (if a loss is set) mean alignment loss on a split, in eval mode."""
+    was_training = model.training
+    model.eval()
+    bs = cfg.train.eval_batch_size
+    out = {"acc": _no_grad_eval(model, data.x, data.y, bs)}
+    if loss_fn is not None and data.target is not None:
+        total, n = 0.0, 0
+        for i in range(0, len(data.y), bs):
+            cls = data.y[i : i + bs] if cfg.attention.target == "label" else None
+            maps = extractor(model, data.x[i : i + bs], cls)
+            value = loss_fn(maps, data.target[i : i + bs])
+            k = len(cls if cls is not None else maps) - loss_fn.last_skipped
+            total, n = total + value.item() * k, n + k
+        out["align"] = total / n if n else None
+    model.train(was_training)
+    return out
+
+
+def attention_mass(model, data: Tensors, extractor, bs: int) -> dict:
+    """Energy of the evaluation extractor's map (true class) on the digit and on the shortcut region."""
+    was_training = model.training
+    model.eval()
+    digit, shortcut = EnergyAccumulator(), EnergyAccumulator()
+    for i in range(0, len(data.y), bs):
+        maps = extractor(model, data.x[i : i + bs], data.y[i : i + bs])
+        digit.update(maps, data.mask[i : i + bs])
+        shortcut.update(maps, data.shortcut[i : i + bs])
+    model.train(was_training)
+    return {"digit": digit.compute(), "shortcut": shortcut.compute()}
+
+
+def selection_score(cfg: RunConfig, epoch: int, val: dict) -> float | None:
+    rule = cfg.train.selection
+    if rule == "last":
+        return float(epoch)
+    if epoch < cfg.train.attn_epochs:
+        return None
+    if rule == "val_acc_x_align":
+        if val.get("align") is None:
+            raise ConfigError("train.selection 'val_acc_x_align' needs an alignment loss")
+        return val["acc"] * (1.0 - val["align"])
+    return val["acc"]
+
+
+def train(
+    cfg: RunConfig,
+    run_dir: str | Path,
+    resume: bool = False,
+    progress: bool = True,
+    stop_after_epoch: int | None = None,
+) -> dict:
+    """Train one run into ``run_dir``; return its metrics (also written to ``metrics.json``).
+
+    ``stop_after_epoch`` ends the process-like run after that epoch's checkpoint (to test resume).
+    """
+    run_dir = Path(run_dir)
+    started = time.perf_counter()
+    if cfg.train.threads:
+        torch.set_num_threads(cfg.train.threads)
+    device = resolve_device(cfg.train.device)
+    if resume:
+        state = load_checkpoint(run_dir / LAST)
+    else:
+        state = None
+        run_dir.mkdir(parents=True, exist_ok=True)
+        (run_dir / "config.yaml").write_text(dump_config(cfg))
+
+    torch.manual_seed(cfg.seed)
+    model, extractor, loss_fn, eval_extractor = build_parts(cfg)
+    model.to(device)
+    train_split, val_split, test_split, source = load_splits(cfg)
+    pipeline = MaskPipeline(cfg.target.pipeline) if loss_fn is not None else None
+    x_probe = model.input_spec.prepare(torch.from_numpy(train_split.x[:2])).to(device)
+    grid = attention_grid(model, extractor, x_probe) if extractor is not None else None
+    tr, va, te = (to_tensors(s, model, device, cfg.target.source, pipeline, grid)
+                  for s in (train_split, val_split, test_split))
+
+    epochs, attn_epochs = cfg.train.epochs, cfg.train.attn_epochs
+    phase_len = attn_epochs if attn_epochs else epochs
+    optimizer = create_optimizer(model.parameters(), cfg.optim)
+    scheduler = create_scheduler(optimizer, cfg.scheduler, phase_len)
+    history: list[dict] = []
+    best = {"score": None, "epoch": None}
+    start_epoch = 0
+    if state is not None:
+        model.load_state_dict(state["model"])
+        # at epoch == attn_epochs phase 2 starts with a fresh optimiser (created in the loop)
+        if not (attn_epochs and state["epoch"] == attn_epochs):
+            if attn_epochs and state["epoch"] > attn_epochs:
+                optimizer = create_optimizer(model.parameters(), cfg.optim)
+                scheduler = create_scheduler(optimizer, cfg.scheduler, epochs - attn_epochs)
+            optimizer.load_state_dict(state["optimizer"])
+            scheduler.load_state_dict(state["scheduler"])
+        history, best, start_epoch = state["history"], state["best"], state["epoch"]
+        torch.set_rng_state(state["rng"])
+
+    prior_elapsed = state.get("elapsed", 0.0) if state is not None else 0.0
+    n = len(tr.y)
+    bs = cfg.train.batch_size
+    steps = (n + bs - 1) // bs
+    model.train()
+    with progress_bar(enabled=progress) as bar:
+        task = bar.add_task(cfg.name, total=(epochs - start_epoch) * steps)
+        for epoch in range(start_epoch, epochs):
+            if attn_epochs and epoch == attn_epochs:
+                optimizer = create_optimizer(model.parameters(), cfg.optim)
+                scheduler = create_scheduler(optimizer, cfg.scheduler, epochs - attn_epochs)
+            attention_only = epoch < attn_epochs
+            lam = alignment_weight(cfg.loss, epoch, attn_epochs)
+            gen = torch.Generator().manual_seed(cfg.seed * 100_003 + epoch)
+            perm = torch.randperm(n, generator=gen).to(device)
+            sums = {"ce": 0.0, "align": 0.0}
+            for step in range(steps):
+                idx = perm[step * bs : (step + 1) * bs]
+                x, y = tr.x[idx], tr.y[idx]
+                if loss_fn is None:
+                    logits = model(x)
+                    align = None
+                else:
+                    logits, align = alignment_step(model, extractor, loss_fn, x, y, tr.target[idx], cfg.attention.target)
+                ce = F.cross_entropy(logits, y)
+                loss = align if attention_only else (ce if align is None else ce + lam * align)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                sums["ce"] += ce.detach()
+                if align is not None:
+                    sums["align"] += align.detach()
+                bar.advance(task)
+            scheduler.step()
+            val = evaluate(model, va, extractor, loss_fn, cfg)
+            test_acc = _no_grad_eval(model.eval(), te.x, te.y, cfg.train.eval_batch_size)
+            model.train()
+            record = {
+                "epoch": epoch, "phase": 1 if attention_only else 2, "lambda": lam,
+                "lr": optimizer.param_groups[0]["lr"],
+                "train_ce": float(sums["ce"]) / steps, "train_align": float(sums["align"]) / steps if loss_fn else None,
+                "val_acc": val["acc"], "val_align": val.get("align"), "test_acc": test_acc,
+            }
+            history.append(record)
+            score = selection_score(cfg, epoch, val)
+            if score is not None and (best["score"] is None or score > best["score"]):
+                best = {"score": score, "epoch": epoch}
+                save_atomic({k: v.detach().cpu().clone() for k, v in model.state_dict().items()}, run_dir / BEST)
+            if progress:
+                align_note = f", val align {val['align']:.4f}" if val.get("align") is not None else ""
+                bar.console.log(f"{cfg.name} epoch {epoch + 1}/{epochs}: val {val['acc']:.2f}%, "
+                                f"shifted test {test_acc:.2f}%{align_note}")
+            save_atomic({
+                "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                "scheduler": scheduler.state_dict(), "epoch": epoch + 1, "history": history,
+                "best": best, "rng": torch.get_rng_state(),
+                "elapsed": prior_elapsed + time.perf_counter() - started,
+            }, run_dir / LAST)
+            if stop_after_epoch is not None and epoch + 1 >= stop_after_epoch and epoch + 1 < epochs:
+                return {"interrupted_after_epoch": epoch + 1}
+
+    elapsed = prior_elapsed + time.perf_counter() - started
+    if best["epoch"] is not None:
+        model.load_state_dict(torch.load(run_dir / BEST, map_location=device, weights_only=True))
+    final_val = evaluate(model, va, extractor, loss_fn, cfg)
+    model.eval()
+    metrics = {
+        "name": cfg.name, "dataset": cfg.data.name, "data_source": source, "method": method_name(cfg),
+        "seed": cfg.seed,
+        "selected_epoch": best["epoch"], "selection": cfg.train.selection,
+        "shifted_test_acc": _no_grad_eval(model, te.x, te.y, cfg.train.eval_batch_size),
+        "val_acc": final_val["acc"], "val_align": final_val.get("align"),
+        "attention_mass": attention_mass(model, te, eval_extractor, cfg.train.eval_batch_size),
+        "eval_extractor": eval_extractor.name,
+        "sizes": {"train": len(tr.y), "val": len(va.y), "test": len(te.y)},
+        "history": history, "wall_time_s": round(elapsed, 2),
+        "git_commit": git_commit(), "versions": versions(), "device": device_name(device),
+    }
+    write_metrics(run_dir, metrics)
+    save_run_figures(run_dir, model, te, eval_extractor, pipeline, metrics, cfg.eval.figure_images)
+    return metrics
+
+
+def method_name(cfg: RunConfig) -> str:
+    return cfg.loss.name or "vanilla"
+
+
+def write_metrics(run_dir: Path, metrics: dict) -> None:
+    tmp = run_dir / "metrics.json.tmp"
+    tmp.write_text(json.dumps(metrics, indent=2))
+    tmp.replace(run_dir / "metrics.json")
