@@ -24,12 +24,16 @@ test: $(STAMP)
 	$(PY) -m pytest
 
 # Long reproduction of the README tables (not run in CI). Needs full MNIST:
-#   LOOKRIGHT_DATA=/path/to/data make reproduce
+#   LOOKRIGHT_DATA=/path/to/data make reproduce                      (full recipe, 60,000 digits)
+#   LOOKRIGHT_DATA=/path/to/data make reproduce OVERRIDES="data.max_train=10000" OUT=runs/reduced
 SEEDS ?= 5
+JOBS ?= 2
+OUT ?= runs/reproduce
+OVERRIDES ?=
 reproduce: $(STAMP)
 	for c in configs/colormnist-*.yaml configs/decoymnist-*.yaml; do \
-	  $(VENV)/bin/lookright sweep $$c --seeds $(SEEDS) || exit 1; done
-	$(VENV)/bin/lookright summarize runs/ --out docs/results.md
+	  $(VENV)/bin/lookright sweep $$c --seeds $(SEEDS) --jobs $(JOBS) out_dir=$(OUT) $(OVERRIDES) || exit 1; done
+	$(VENV)/bin/lookright summarize $(OUT) --out $(OUT)/results.md
 
 bench: $(STAMP)
 	$(PY) benchmarks/step_cost.py

@@ -23,7 +23,7 @@ DataDir = Annotated[str | None, typer.Option("--data-dir", help="folder holding 
 
 
 def _fail(exc: Exception) -> None:
-    console.print(f"[bold red]error:[/] {exc}")
+    console.print(f"[bold red]error:[/] {exc}", soft_wrap=True)
     raise typer.Exit(code=2)
 
 
@@ -171,7 +171,7 @@ def main() -> None:  # pragma: no cover
     try:
         app()
     except LookrightError as exc:
-        console.print(f"[bold red]error:[/] {exc}")
+        console.print(f"[bold red]error:[/] {exc}", soft_wrap=True)
         sys.exit(2)
 
 

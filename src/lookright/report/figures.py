@@ -37,7 +37,7 @@ def _display_image(x: torch.Tensor) -> torch.Tensor:
     img = (x * 0.5 + 0.5).clamp(0, 1)
     if img.shape[0] == 1:
         img = img.expand(3, -1, -1)
-    return img.permute(1, 2, 0).cpu()
+    return img.permute(1, 2, 0).cpu().numpy()
 
 
 @torch.no_grad()
@@ -60,8 +60,8 @@ def attention_grid_figure(model, data, extractor, pipeline, path: Path, n: int, 
         axes[0, i].imshow(img)
         axes[0, i].set_title(f"y={int(y[i])} ŷ={int(pred[i])}", fontsize=8)
         axes[1, i].imshow(img.mean(-1), cmap="gray")
-        axes[1, i].imshow(heat[i].cpu(), cmap="jet", alpha=0.5, vmin=0, vmax=1)
-        axes[2, i].imshow(target[i].cpu(), cmap="viridis", vmin=0, vmax=1)
+        axes[1, i].imshow(heat[i].cpu().numpy(), cmap="jet", alpha=0.5, vmin=0, vmax=1)
+        axes[2, i].imshow(target[i].cpu().numpy(), cmap="viridis", vmin=0, vmax=1)
         for ax in axes[:, i]:
             ax.set_xticks([])
             ax.set_yticks([])

@@ -138,21 +138,29 @@ def build_config(tree: dict, origin: str = "config") -> RunConfig:
         raise ConfigError(f"invalid {origin}: {problems}") from None
 
 
+def read_tree(path: Path, _seen: tuple[Path, ...] = ()) -> dict:
+    """Read a YAML mapping; ``inherit: other.yaml`` (relative to this file) is merged underneath."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file not found: {path}")
+    if path.resolve() in _seen:
+        raise ConfigError(f"config {path} inherits from itself")
+    try:
+        tree = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path} is not valid YAML: {exc}") from None
+    if not isinstance(tree, dict):
+        raise ConfigError(f"{path} must hold a mapping at the top level")
+    parent = tree.pop("inherit", None)
+    if parent is not None:
+        tree = merge_trees(read_tree(path.parent / parent, (*_seen, path.resolve())), tree)
+    return tree
+
+
 def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> RunConfig:
     """Read a YAML config (or start from defaults) and apply ``key=value`` overrides."""
-    tree: dict = {}
-    origin = "defaults"
-    if path is not None:
-        path = Path(path)
-        if not path.is_file():
-            raise ConfigError(f"config file not found: {path}")
-        try:
-            tree = yaml.safe_load(path.read_text()) or {}
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"{path} is not valid YAML: {exc}") from None
-        if not isinstance(tree, dict):
-            raise ConfigError(f"{path} must hold a mapping at the top level")
-        origin = str(path)
+    tree = read_tree(Path(path)) if path is not None else {}
+    origin = str(path) if path is not None else "defaults"
     return build_config(merge_trees(tree, parse_overrides(overrides or [])), origin)
 
 
