@@ -1,7 +1,7 @@
 """The training loop, top to bottom.
 
 Two phases (Learning to Look): for ``attn_epochs`` epochs the alignment loss alone is
-optimised; then the optimiser and scheduler are created anew and ``CE + lambda(e) * align``
+optimised (unscaled); then the optimiser and scheduler are created anew and ``CE + lambda(e) * align``
 is optimised. Vanilla training is ``loss.name = null`` and ``attn_epochs = 0``.
 
 Everything lives on the device as tensors; batches are index slices of a permutation drawn

@@ -1,0 +1,131 @@
+"""Cost of attention extraction and alignment losses, as ratios to a baseline measured in the same run.
+
+* training step with CAM-KL, Grad-CAM-KL and RRR losses over a plain cross-entropy step;
+* CAM and Grad-CAM extraction over a forward pass (both without a graph kept for training).
+
+Measurements are interleaved (round robin over variants, ``--rounds`` times) and the median of
+each is reported, so machine load drifts hit every variant alike.
+
+    python benchmarks/step_cost.py [--rounds 15] [--out benchmarks/results.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from lookright.attention import create_extractor
+from lookright.losses import create_loss
+from lookright.models import create_model
+
+CASES = {
+    "lenet": {"model": {"name": "lenet"}, "batch": 256, "size": 32},
+    "resnet18": {"model": {"name": "resnet18", "num_classes": 10, "image_size": 224}, "batch": 16, "size": 224},
+}
+
+
+def make_case(name: str, device: torch.device):
+    spec = CASES[name]
+    torch.manual_seed(0)
+    opts = {k: v for k, v in spec["model"].items() if k != "name"}
+    model = create_model(spec["model"]["name"], **opts).to(device).train()
+    opt = torch.optim.SGD(model.parameters(), lr=1e-4, momentum=0.9)
+    b, s = spec["batch"], spec["size"]
+    x = torch.randn(b, 3, s, s, device=device)
+    y = torch.randint(0, 10, (b,), device=device)
+    cam, gradcam, grads = create_extractor("cam"), create_extractor("gradcam"), create_extractor("input-gradients")
+    grid = cam(model, x[:1], 0).shape[-2:]
+    target = (torch.rand(b, *grid, device=device) > 0.6).float()
+    target_in = (torch.rand(b, s, s, device=device) > 0.6).float()
+    kl, rrr = create_loss("kl"), create_loss("rrr")
+
+    def step(loss_fn):
+        def run():
+            opt.zero_grad(set_to_none=True)
+            loss_fn().backward()
+            opt.step()
+        return run
+
+    def ce():
+        return F.cross_entropy(model(x), y)
+
+    def cam_kl():
+        maps, logits = cam.with_logits(model, x, y, differentiable=True)
+        return F.cross_entropy(logits, y) + kl(maps, target)
+
+    def gradcam_kl():
+        maps, logits = gradcam.with_logits(model, x, y, differentiable=True)
+        return F.cross_entropy(logits, y) + kl(maps, target)
+
+    def rrr_step():
+        maps, logits = grads.with_logits(model, x, y, differentiable=True)
+        return F.cross_entropy(logits, y) + rrr(maps, target_in)
+
+    def forward():
+        with torch.no_grad():
+            model(x)
+
+    steps = {"ce_step": step(ce), "cam_kl_step": step(cam_kl), "gradcam_kl_step": step(gradcam_kl),
+             "rrr_step": step(rrr_step)}
+    extraction = {"forward": forward, "cam": lambda: cam(model, x, y), "gradcam": lambda: gradcam(model, x, y)}
+    return steps, extraction
+
+
+def sync(device):
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def measure(fns: dict, rounds: int, device, warmup: int = 3) -> dict[str, float]:
+    for fn in fns.values():
+        for _ in range(warmup):
+            fn()
+    times: dict[str, list[float]] = {k: [] for k in fns}
+    for _ in range(rounds):
+        for key, fn in fns.items():
+            sync(device)
+            t0 = time.perf_counter()
+            fn()
+            sync(device)
+            times[key].append(time.perf_counter() - t0)
+    return {k: statistics.median(v) for k, v in times.items()}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rounds", type=int, default=15)
+    parser.add_argument("--cases", nargs="+", default=list(CASES))
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--out", type=Path, default=Path(__file__).with_name("results.json"))
+    args = parser.parse_args()
+    device = torch.device(args.device)
+    report = {"device": torch.cuda.get_device_name() if device.type == "cuda" else
+              f"cpu {platform.machine()}, {torch.get_num_threads()} threads",
+              "torch": torch.__version__, "rounds": args.rounds, "cases": {}}
+    for name in args.cases:
+        rounds = args.rounds if name == "lenet" else max(3, args.rounds // 3)
+        steps, extraction = make_case(name, device)
+        t_steps = measure(steps, rounds, device)
+        t_extract = measure(extraction, rounds, device)
+        case = {
+            "batch": CASES[name]["batch"], "image": CASES[name]["size"],
+            "ms": {k: round(v * 1e3, 3) for k, v in {**t_steps, **t_extract}.items()},
+            "step_ratio_vs_ce": {k: round(v / t_steps["ce_step"], 3) for k, v in t_steps.items() if k != "ce_step"},
+            "extract_ratio_vs_forward": {k: round(v / t_extract["forward"], 3)
+                                         for k, v in t_extract.items() if k != "forward"},
+        }
+        report["cases"][name] = case
+        print(json.dumps({name: case}, indent=2))
+    args.out.write_text(json.dumps(report, indent=2))
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
