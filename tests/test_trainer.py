@@ -17,7 +17,7 @@ def tiny_config(**extra):
         "data": {"name": "colormnist", "embedded": True, "max_train": 300, "max_test": 200},
         "model": {"name": "lenet"},
         "optim": {"name": "sgd", "lr": 0.01, "momentum": 0.9},
-        "scheduler": {"name": "step", "step_size": 2, "gamma": 0.5},
+        "scheduler": {"name": "step", "step_size": 1, "gamma": 0.5},
         "train": {"epochs": 4, "batch_size": 32},
         "eval": {"figure_images": 2},
     }

@@ -172,7 +172,8 @@ def train(
 ) -> dict:
     """Train one run into ``run_dir``; return its metrics (also written to ``metrics.json``).
 
-    ``stop_after_epoch`` ends the process-like run after that epoch's checkpoint (to test resume).
+    ``stop_after_epoch`` returns early after that epoch's checkpoint, as if the run had been
+    interrupted there (used to test ``resume``).
     """
     run_dir = Path(run_dir)
     started = time.perf_counter()
@@ -248,13 +249,14 @@ def train(
                 if align is not None:
                     sums["align"] += align.detach()
                 bar.advance(task)
+            lr_used = optimizer.param_groups[0]["lr"]
             scheduler.step()
             val = evaluate(model, va, extractor, loss_fn, cfg)
             test_acc = _no_grad_eval(model.eval(), te.x, te.y, cfg.train.eval_batch_size)
             model.train()
             record = {
                 "epoch": epoch, "phase": 1 if attention_only else 2, "lambda": lam,
-                "lr": optimizer.param_groups[0]["lr"],
+                "lr": lr_used,
                 "train_ce": float(sums["ce"]) / steps, "train_align": float(sums["align"]) / steps if loss_fn else None,
                 "val_acc": val["acc"], "val_align": val.get("align"), "test_acc": test_acc,
             }
