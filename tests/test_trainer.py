@@ -160,3 +160,21 @@ def test_all_zero_masks_train_without_nan(tmp_path, monkeypatch):
     m = train(cfg, tmp_path / "run", progress=False)
     assert all(h["train_align"] == 0.0 for h in m["history"])
     assert torch.isfinite(torch.tensor(m["shifted_test_acc"]))
+
+
+def test_phase1_cross_entropy_and_exp_selection(tmp_path):
+    cfg = kl_config(train={"epochs": 4, "batch_size": 32, "attn_epochs": 2, "phase1_loss": "ce",
+                           "selection": "val_acc_x_exp_align", "selection_beta": 0.3})
+    m = train(cfg, tmp_path / "run", progress=False)
+    hist = m["history"]
+    assert hist[1]["train_ce"] < hist[0]["train_ce"]  # phase 1 trained on cross-entropy
+    scores = {h["epoch"]: h["val_acc"] * __import__("math").exp(-0.3 * h["val_align"]) for h in hist[2:]}
+    assert m["selected_epoch"] == max(scores, key=scores.get)
+
+
+def test_selection_rules():
+    from lookright.train.trainer import selection_score
+
+    cfg = kl_config()
+    assert selection_score(cfg, 0, {"acc": 90.0, "align": 0.5}) is None  # phase 1 is never selected
+    assert selection_score(cfg, 3, {"acc": 90.0, "align": 0.5}) == pytest.approx(45.0)

@@ -66,8 +66,11 @@ class SchedulerConfig(Strict):
 class TrainConfig(Strict):
     epochs: int = Field(30, ge=1)
     batch_size: int = Field(32, ge=1)
-    attn_epochs: int = Field(0, ge=0, description="phase 1: alignment loss alone for this many epochs")
-    selection: Literal["val_acc", "val_acc_x_align", "last"] = "val_acc"
+    attn_epochs: int = Field(0, ge=0, description="length of phase 1, in epochs")
+    phase1_loss: Literal["align", "ce"] = Field(
+        "align", description="what phase 1 optimises: the alignment loss alone, or cross-entropy alone")
+    selection: Literal["val_acc", "val_acc_x_align", "val_acc_x_exp_align", "last"] = "val_acc"
+    selection_beta: float = Field(0.3, ge=0.0, description="beta of val_acc * exp(-beta * val_align)")
     eval_batch_size: int = Field(2000, ge=1)
     device: str = "auto"
     threads: int | None = Field(None, ge=1)

@@ -1,8 +1,9 @@
 """The training loop, top to bottom.
 
-Two phases (Learning to Look): for ``attn_epochs`` epochs the alignment loss alone is
-optimised (unscaled); then the optimiser and scheduler are created anew and ``CE + lambda(e) * align``
-is optimised. Vanilla training is ``loss.name = null`` and ``attn_epochs = 0``.
+Two phases (Learning to Look): for ``attn_epochs`` epochs one loss alone is optimised (the
+alignment loss, unscaled, by default; ``train.phase1_loss: ce`` for cross-entropy, as some
+published scripts do); then the optimiser and scheduler are created anew and
+``CE + lambda(e) * align`` is optimised. Vanilla training is ``loss.name = null`` and ``attn_epochs = 0``.
 
 Everything lives on the device as tensors; batches are index slices of a permutation drawn
 from a generator seeded by ``(seed, epoch)``, so a resumed run replays exactly the batches of
@@ -12,6 +13,7 @@ an uninterrupted one. A checkpoint is written atomically after every epoch.
 from __future__ import annotations
 
 import json
+import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -156,10 +158,12 @@ def selection_score(cfg: RunConfig, epoch: int, val: dict) -> float | None:
         return float(epoch)
     if epoch < cfg.train.attn_epochs:
         return None
-    if rule == "val_acc_x_align":
+    if rule in ("val_acc_x_align", "val_acc_x_exp_align"):
         if val.get("align") is None:
-            raise ConfigError("train.selection 'val_acc_x_align' needs an alignment loss")
-        return val["acc"] * (1.0 - val["align"])
+            raise ConfigError(f"train.selection {rule!r} needs an alignment loss")
+        if rule == "val_acc_x_align":
+            return val["acc"] * (1.0 - val["align"])
+        return val["acc"] * math.exp(-cfg.train.selection_beta * val["align"])
     return val["acc"]
 
 
@@ -241,7 +245,10 @@ def train(
                 else:
                     logits, align = alignment_step(model, extractor, loss_fn, x, y, tr.target[idx], cfg.attention.target)
                 ce = F.cross_entropy(logits, y)
-                loss = align if attention_only else (ce if align is None else ce + lam * align)
+                if attention_only:
+                    loss = align if cfg.train.phase1_loss == "align" else ce
+                else:
+                    loss = ce if align is None else ce + lam * align
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
