@@ -1,4 +1,5 @@
 import json
+import math
 
 import pytest
 import torch
@@ -27,12 +28,14 @@ def tiny_config(**extra):
 
 
 def kl_config(**extra):
-    return tiny_config(
-        loss={"name": "kl", "lambda0": 5.0, "ramp": "learning-to-look"},
-        target={"pipeline": LEARNING_TO_LOOK_CONTOUR},
-        train={"epochs": 4, "batch_size": 32, "attn_epochs": 2, "selection": "val_acc_x_align"},
-        **extra,
-    )
+    base = {
+        "loss": {"name": "kl", "lambda0": 5.0, "ramp": "learning-to-look"},
+        "target": {"pipeline": LEARNING_TO_LOOK_CONTOUR},
+        "train": {"epochs": 4, "batch_size": 32, "attn_epochs": 2, "selection": "val_acc_x_align"},
+    }
+    for key, value in extra.items():
+        base[key] = {**base.get(key, {}), **value}
+    return tiny_config(**base)
 
 
 def test_vanilla_run_writes_everything(tmp_path):
@@ -163,12 +166,11 @@ def test_all_zero_masks_train_without_nan(tmp_path, monkeypatch):
 
 
 def test_phase1_cross_entropy_and_exp_selection(tmp_path):
-    cfg = kl_config(train={"epochs": 4, "batch_size": 32, "attn_epochs": 2, "phase1_loss": "ce",
-                           "selection": "val_acc_x_exp_align", "selection_beta": 0.3})
+    cfg = kl_config(train={"phase1_loss": "ce", "selection": "val_acc_x_exp_align", "selection_beta": 0.3})
     m = train(cfg, tmp_path / "run", progress=False)
     hist = m["history"]
     assert hist[1]["train_ce"] < hist[0]["train_ce"]  # phase 1 trained on cross-entropy
-    scores = {h["epoch"]: h["val_acc"] * __import__("math").exp(-0.3 * h["val_align"]) for h in hist[2:]}
+    scores = {h["epoch"]: h["val_acc"] * math.exp(-0.3 * h["val_align"]) for h in hist[2:]}
     assert m["selected_epoch"] == max(scores, key=scores.get)
 
 
