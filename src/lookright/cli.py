@@ -130,14 +130,13 @@ def demo(
     from lookright.demo import demo_configs
     from lookright.train.trainer import train as train_run
 
-    results = []
+    runs = demo_configs(out_dir, data_dir, epochs, seed)
     try:
-        for cfg, folder in demo_configs(out_dir, data_dir, epochs, seed):
-            results.append(train_run(cfg, folder))
+        results = [train_run(cfg, folder) for cfg, folder in runs]
     except LookrightError as exc:
         _fail(exc)
     console.print(_run_table(results, "ColorMNIST (CDEP variant): train colour = label, test colour = 9 - label"))
-    for (cfg, folder), m in zip(demo_configs(out_dir, data_dir, epochs, seed), results, strict=True):
+    for cfg, folder in runs:
         console.print(f"{cfg.name}: {folder}/metrics.json, figures in {folder}/figures/")
 
 
