@@ -27,6 +27,6 @@ def demo_configs(out_dir: str, data_dir: str | None, epochs: int, seed: int) -> 
         **common, "name": "demo-kl",
         "loss": {"name": "kl", "lambda0": 160, "ramp": "learning-to-look"},
         "target": {"pipeline": LEARNING_TO_LOOK_CONTOUR},
-        "train": {"epochs": epochs, "batch_size": 32, "attn_epochs": attn, "selection": "val_acc_x_align"},
+        "train": {"epochs": epochs, "batch_size": 32, "attn_epochs": attn, "selection": "val_acc_x_exp_align"},
     })
     return [(vanilla, Path(out_dir) / "demo" / "vanilla"), (kl, Path(out_dir) / "demo" / "kl")]
