@@ -1,6 +1,7 @@
 """Cost of attention extraction and alignment losses, as ratios to a baseline measured in the same run.
 
-* training step with CAM-KL, Grad-CAM-KL and RRR losses over a plain cross-entropy step;
+* training step with CAM-KL, Grad-CAM-KL (second order, and first order: alpha held constant)
+  and RRR losses over a plain cross-entropy step;
 * CAM and Grad-CAM extraction over a forward pass (both without a graph kept for training).
 
 Measurements are interleaved (round robin over variants, ``--rounds`` times) and the median of
@@ -41,6 +42,7 @@ def make_case(name: str, device: torch.device):
     x = torch.randn(b, 3, s, s, device=device)
     y = torch.randint(0, 10, (b,), device=device)
     cam, gradcam, grads = create_extractor("cam"), create_extractor("gradcam"), create_extractor("input-gradients")
+    gradcam_first = create_extractor("gradcam", second_order=False)
     grid = cam(model, x[:1], 0).shape[-2:]
     target = (torch.rand(b, *grid, device=device) > 0.6).float()
     target_in = (torch.rand(b, s, s, device=device) > 0.6).float()
@@ -64,6 +66,10 @@ def make_case(name: str, device: torch.device):
         maps, logits = gradcam.with_logits(model, x, y, differentiable=True)
         return F.cross_entropy(logits, y) + kl(maps, target)
 
+    def gradcam1_kl():
+        maps, logits = gradcam_first.with_logits(model, x, y, differentiable=True)
+        return F.cross_entropy(logits, y) + kl(maps, target)
+
     def rrr_step():
         maps, logits = grads.with_logits(model, x, y, differentiable=True)
         return F.cross_entropy(logits, y) + rrr(maps, target_in)
@@ -73,6 +79,7 @@ def make_case(name: str, device: torch.device):
             model(x)
 
     steps = {"ce_step": step(ce), "cam_kl_step": step(cam_kl), "gradcam_kl_step": step(gradcam_kl),
+             "gradcam_first_order_kl_step": step(gradcam1_kl),
              "rrr_step": step(rrr_step)}
     extraction = {"forward": forward, "cam": lambda: cam(model, x, y), "gradcam": lambda: gradcam(model, x, y)}
     return steps, extraction

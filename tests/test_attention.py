@@ -109,3 +109,16 @@ def test_unknown_layer_and_extractor(tiny):
         create_extractor("cam", layer="conv9")(model, x)
     with pytest.raises(ConfigError, match="unknown attention extractor"):
         create_extractor("lime")
+
+
+def test_gradcam_first_order_same_map_cheaper_graph(tiny):
+    model, x = tiny
+    second = create_extractor("gradcam")(model, x, 1, differentiable=True)
+    first = create_extractor("gradcam", second_order=False)(model, x, 1, differentiable=True)
+    torch.testing.assert_close(first, second)
+    # alpha = W[c] / (h w) depends on the classifier: only the second-order map reaches it
+    g1 = torch.autograd.grad(first.sum(), model.fc.weight, allow_unused=True)[0]
+    (g2,) = torch.autograd.grad(second.sum(), model.fc.weight)
+    assert (g1 is None or g1.abs().sum() == 0) and g2.abs().sum() > 0
+    (g1_conv,) = torch.autograd.grad(first.sum(), model.conv.weight)
+    assert g1_conv.abs().sum() > 0

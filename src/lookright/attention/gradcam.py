@@ -3,7 +3,9 @@
 Gradients are taken with ``torch.autograd.grad`` with respect to the hooked activation only,
 so the backward runs through the layers *after* it (the head), not the whole network: about
 one forward pass in all. With ``differentiable=True`` the gradient graph is kept
-(``create_graph``) so that a loss on the map trains the model.
+(``create_graph``) so that a loss on the map trains the model through both ``A`` and ``alpha``.
+``second_order=False`` treats ``alpha`` as a constant when training (the loss reaches the model
+through ``A`` only): no double backward, a cheaper step.
 """
 
 from __future__ import annotations
@@ -18,9 +20,10 @@ from lookright.attention.base import EXTRACTORS, Extractor, capture, layer_of, r
 class GradCAM(Extractor):
     name = "gradcam"
 
-    def __init__(self, layer: str | None = None, relu: bool = True) -> None:
+    def __init__(self, layer: str | None = None, relu: bool = True, second_order: bool = True) -> None:
         self.layer = layer
         self.relu = relu
+        self.second_order = second_order
 
     def with_logits(self, model, x, target_class=None, differentiable=False):
         with torch.enable_grad(), capture(layer_of(model, self.layer), require_grad=True) as store:
@@ -28,7 +31,8 @@ class GradCAM(Extractor):
             acts = store["output"]
             cls = resolve_targets(target_class, logits)
             score = logits.gather(1, cls[:, None]).sum()
-            (grads,) = torch.autograd.grad(score, acts, create_graph=differentiable, retain_graph=differentiable)
+            create_graph = differentiable and self.second_order
+            (grads,) = torch.autograd.grad(score, acts, create_graph=create_graph, retain_graph=differentiable)
             maps = torch.einsum("bkhw,bk->bhw", acts, grads.mean(dim=(2, 3)))
             if self.relu:
                 maps = F.relu(maps)
