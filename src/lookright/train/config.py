@@ -33,7 +33,8 @@ class ModelConfig(Strict):
 class AttentionConfig(Strict):
     extractor: str | None = None  # default: the loss's own (cam, or input-gradients for rrr)
     layer: str | None = None
-    post_relu: bool = False
+    post_relu: bool = False  # CAM on ReLU(A) instead of A
+    second_order: bool = True  # Grad-CAM: train through alpha too (create_graph)
     target: Literal["label", "pred"] = "label"
 
 

@@ -85,7 +85,7 @@ def _create_extractor(name: str, cfg: RunConfig) -> Extractor:
     if name == "cam":
         return create_extractor(name, layer=cfg.attention.layer, post_relu=cfg.attention.post_relu)
     if name == "gradcam":
-        return create_extractor(name, layer=cfg.attention.layer)
+        return create_extractor(name, layer=cfg.attention.layer, second_order=cfg.attention.second_order)
     return create_extractor(name)
 
 
