@@ -4,8 +4,9 @@
   and RRR losses over a plain cross-entropy step;
 * CAM and Grad-CAM extraction over a forward pass (both without a graph kept for training).
 
-Measurements are interleaved (round robin over variants, ``--rounds`` times) and the median of
-each is reported, so machine load drifts hit every variant alike.
+Measurements are interleaved (every round runs each variant once, in a shuffled order,
+``--rounds`` times) and the median of each is reported, so machine-load drift and cache effects
+hit every variant alike.
 
     python benchmarks/step_cost.py [--rounds 15] [--out benchmarks/results.json]
 """
@@ -15,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import random
 import statistics
 import time
 from pathlib import Path
@@ -95,8 +97,12 @@ def measure(fns: dict, rounds: int, device, warmup: int = 3) -> dict[str, float]
         for _ in range(warmup):
             fn()
     times: dict[str, list[float]] = {k: [] for k in fns}
+    order = list(fns)
+    rng = random.Random(0)
     for _ in range(rounds):
-        for key, fn in fns.items():
+        rng.shuffle(order)  # no variant always runs right after the heaviest one
+        for key in order:
+            fn = fns[key]
             sync(device)
             t0 = time.perf_counter()
             fn()

@@ -48,5 +48,6 @@ class CAM(Extractor):
             if self.post_relu:
                 acts = F.relu(acts)
             cls = resolve_targets(target_class, logits)
-            maps = torch.einsum("bkhw,bk->bhw", acts, weights[cls])
+            # a broadcast multiply-sum: on CPU it is several times faster than einsum's bmm here
+            maps = (acts * weights[cls][:, :, None, None]).sum(dim=1)
         return maps, logits

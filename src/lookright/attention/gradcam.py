@@ -33,7 +33,7 @@ class GradCAM(Extractor):
             score = logits.gather(1, cls[:, None]).sum()
             create_graph = differentiable and self.second_order
             (grads,) = torch.autograd.grad(score, acts, create_graph=create_graph, retain_graph=differentiable)
-            maps = torch.einsum("bkhw,bk->bhw", acts, grads.mean(dim=(2, 3)))
+            maps = (acts * grads.mean(dim=(2, 3), keepdim=True)).sum(dim=1)
             if self.relu:
                 maps = F.relu(maps)
         if not differentiable:

@@ -22,4 +22,5 @@ class KLAlignment(AlignmentLoss):
         logp = F.log_softmax(minmax(F.relu(attention)).flatten(1), dim=1)
         q = target.flatten(1).float()
         q = q / q.sum(dim=1, keepdim=True).clamp_min(1e-12)
-        return (torch.xlogy(q, q) - q * logp).sum(dim=1)
+        q_log_q = q * q.clamp_min(1e-30).log()  # 0 log 0 = 0; constant in the model's parameters
+        return (q_log_q - q * logp).sum(dim=1)
