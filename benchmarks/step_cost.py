@@ -60,29 +60,23 @@ def make_case(name: str, device: torch.device):
     def ce():
         return F.cross_entropy(model(x), y)
 
-    def cam_kl():
-        maps, logits = cam.with_logits(model, x, y, differentiable=True)
-        return F.cross_entropy(logits, y) + kl(maps, target)
-
-    def gradcam_kl():
-        maps, logits = gradcam.with_logits(model, x, y, differentiable=True)
-        return F.cross_entropy(logits, y) + kl(maps, target)
-
-    def gradcam1_kl():
-        maps, logits = gradcam_first.with_logits(model, x, y, differentiable=True)
-        return F.cross_entropy(logits, y) + kl(maps, target)
-
-    def rrr_step():
-        maps, logits = grads.with_logits(model, x, y, differentiable=True)
-        return F.cross_entropy(logits, y) + rrr(maps, target_in)
+    def aligned(extractor, loss, target_map):
+        def total():
+            maps, logits = extractor.with_logits(model, x, y, differentiable=True)
+            return F.cross_entropy(logits, y) + loss(maps, target_map)
+        return total
 
     def forward():
         with torch.no_grad():
             model(x)
 
-    steps = {"ce_step": step(ce), "cam_kl_step": step(cam_kl), "gradcam_kl_step": step(gradcam_kl),
-             "gradcam_first_order_kl_step": step(gradcam1_kl),
-             "rrr_step": step(rrr_step)}
+    steps = {
+        "ce_step": step(ce),
+        "cam_kl_step": step(aligned(cam, kl, target)),
+        "gradcam_kl_step": step(aligned(gradcam, kl, target)),
+        "gradcam_first_order_kl_step": step(aligned(gradcam_first, kl, target)),
+        "rrr_step": step(aligned(grads, rrr, target_in)),
+    }
     extraction = {"forward": forward, "cam": lambda: cam(model, x, y), "gradcam": lambda: gradcam(model, x, y)}
     return steps, extraction
 
