@@ -67,7 +67,7 @@ def test_bad_inputs():
     with pytest.raises(ConfigError, match="unknown alignment loss 'mse'"):
         create_loss("mse")
     with pytest.raises(ConfigError, match="invalid options"):
-        create_loss("kl", temperature=2)
+        create_loss("kl", tau=2)
 
 
 def test_minmax_range():
@@ -89,3 +89,14 @@ def test_gradient_steps_lower_the_loss(name):
         loss(att, target).backward()
         opt.step()
     assert loss(att, target).item() < first * 0.9
+
+
+def test_kl_temperature_sharpens_the_attention_distribution():
+    att = torch.tensor([[[0.0, 1.0], [2.0, -1.0]]])
+    target = torch.tensor([[[0.0, 0.0], [1.0, 0.0]]])
+    a = torch.tensor([0.0, 0.5, 1.0, 0.0])
+    expected = -math.log(torch.softmax(a / 0.1, 0)[2])
+    assert create_loss("kl", temperature=0.1)(att, target).item() == pytest.approx(expected, rel=1e-5)
+    assert create_loss("kl", temperature=0.1)(att, target) < create_loss("kl")(att, target)
+    with pytest.raises(ConfigError, match="temperature"):
+        create_loss("kl", temperature=0)

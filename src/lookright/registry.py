@@ -41,7 +41,7 @@ class Registry(Generic[T]):
         factory = self.get(name)
         try:
             return factory(**kwargs)
-        except TypeError as exc:
+        except (TypeError, ValueError) as exc:
             raise ConfigError(f"invalid options for {self.kind} {name!r}: {exc}") from exc
 
     def __contains__(self, name: str) -> bool:
