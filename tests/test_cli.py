@@ -54,3 +54,18 @@ def test_sweep_and_summarize(tmp_path):
     assert len(list(tmp_path.rglob("metrics.json"))) == 2
     summary = runner.invoke(app, ["summarize", str(tmp_path), "--out", str(tmp_path / "t.md")])
     assert summary.exit_code == 0 and "± " in (tmp_path / "t.md").read_text()
+
+
+def test_sweep_resumes_an_interrupted_run(tmp_path):
+    from lookright.train import load_config, train
+    from lookright.train.sweep import run_sweep, sweep_configs
+
+    base = load_config("configs/decoymnist-cdep-vanilla.yaml", [
+        "data.embedded=true", "data.max_train=150", "data.max_test=100", "train.epochs=3",
+        f"out_dir={tmp_path}", "eval.figure_images=1"])
+    (cfg, run_dir), = sweep_configs(base, 1, [])
+    train(cfg, run_dir, progress=False, stop_after_epoch=2)
+    (resumed,) = run_sweep([(cfg, run_dir)])
+    uninterrupted = train(cfg, tmp_path / "fresh", progress=False)
+    assert len(resumed["history"]) == 3
+    assert resumed["shifted_test_acc"] == uninterrupted["shifted_test_acc"]

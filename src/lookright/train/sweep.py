@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import json
 from concurrent.futures import ProcessPoolExecutor
 from multiprocessing import get_context
 from pathlib import Path
@@ -36,14 +37,14 @@ def sweep_configs(base: RunConfig, seeds: int, grid: list[str], first_seed: int 
 
 
 def _run_one(args: tuple[RunConfig, Path, bool]) -> dict:
-    from lookright.train.trainer import train
+    """Train one run; with ``skip_done``, a finished run is read back and an interrupted one resumed."""
+    from lookright.train.trainer import LAST, train
 
     cfg, run_dir, skip_done = args
     if skip_done and (run_dir / "metrics.json").is_file():
-        import json
-
         return json.loads((run_dir / "metrics.json").read_text())
-    return train(cfg, run_dir, progress=False)
+    resume = skip_done and (run_dir / LAST).is_file()
+    return train(cfg, run_dir, resume=resume, progress=False)
 
 
 def run_sweep(runs: list[tuple[RunConfig, Path]], jobs: int = 1, skip_done: bool = True, on_done=None) -> list[dict]:
