@@ -2,7 +2,7 @@
 
 ``CAM_c(i, j) = sum_k W[c, k] * A_k(i, j)`` with ``A`` the hooked layer's output (pre-ReLU
 unless ``post_relu``) and ``W`` the final linear layer's weights. One forward pass and one
-einsum: no backward is needed.
+weighted channel sum: no backward is needed.
 """
 
 from __future__ import annotations
