@@ -122,3 +122,14 @@ def test_gradcam_first_order_same_map_cheaper_graph(tiny):
     assert (g1 is None or g1.abs().sum() == 0) and g2.abs().sum() > 0
     (g1_conv,) = torch.autograd.grad(first.sum(), model.conv.weight)
     assert g1_conv.abs().sum() > 0
+
+
+def test_create_extractor_from_passes_only_accepted_settings():
+    from lookright.attention import create_extractor_from
+
+    shared = {"layer": "conv", "post_relu": True, "second_order": False}
+    cam = create_extractor_from("cam", shared)
+    assert cam.layer == "conv" and cam.post_relu is True
+    grad = create_extractor_from("gradcam", shared)
+    assert grad.layer == "conv" and grad.second_order is False
+    assert create_extractor_from("input-gradients", shared).target == "all"

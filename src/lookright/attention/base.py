@@ -10,6 +10,7 @@ on it trains the model; otherwise it is detached. Extractors never change ``mode
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -39,6 +40,13 @@ EXTRACTORS: Registry[Extractor] = Registry("attention extractor")
 
 def create_extractor(name: str, **options) -> Extractor:
     return EXTRACTORS.create(name, **options)
+
+
+def create_extractor_from(name: str, shared: dict) -> Extractor:
+    """Build extractor ``name`` from shared settings, passing each only the keys it accepts
+    (e.g. ``layer`` goes to CAM and Grad-CAM, not to input gradients)."""
+    accepted = inspect.signature(EXTRACTORS.get(name)).parameters
+    return create_extractor(name, **{k: v for k, v in shared.items() if k in accepted})
 
 
 def resolve_targets(target_class, logits: torch.Tensor) -> torch.Tensor:

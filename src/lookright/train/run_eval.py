@@ -12,7 +12,7 @@ from lookright.targets import MaskPipeline
 from lookright.train.checkpoint import load_checkpoint
 from lookright.train.config import load_config
 from lookright.train.trainer import (
-    BEST, LAST, _create_extractor, attention_grid, attention_mass, build_parts, evaluate, load_splits,
+    BEST, LAST, attention_grid, attention_mass, build_parts, evaluate, extractor_from_config, load_splits,
     to_tensors, write_metrics,
 )
 from lookright.train.provenance import resolve_device
@@ -26,7 +26,7 @@ def evaluate_run(run_dir: str | Path, extractor: str | None = None) -> dict:
     device = resolve_device(cfg.train.device)
     model, train_extractor, loss_fn, eval_extractor = build_parts(cfg)
     if extractor:
-        eval_extractor = _create_extractor(extractor, cfg)
+        eval_extractor = extractor_from_config(extractor, cfg)
     path = run_dir / BEST if (run_dir / BEST).is_file() else run_dir / LAST
     state = load_checkpoint(path)
     model.load_state_dict(state["model"] if "model" in state else state)

@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from lookright.attention import Extractor, create_extractor
+from lookright.attention import Extractor, create_extractor_from
 from lookright.data import create_benchmark, load_embedded, load_mnist, split_validation
 from lookright.data.benchmark import Split
 from lookright.errors import ConfigError
@@ -76,17 +76,14 @@ def build_parts(cfg: RunConfig) -> tuple[nn.Module, Extractor | None, AlignmentL
     extractor = None
     if loss_fn is not None:
         name = cfg.attention.extractor or loss_fn.default_extractor
-        extractor = _create_extractor(name, cfg)
+        extractor = extractor_from_config(name, cfg)
     eval_name = cfg.eval.extractor or ("cam" if getattr(model, "classifier", None) else "gradcam")
-    return model, extractor, loss_fn, _create_extractor(eval_name, cfg)
+    return model, extractor, loss_fn, extractor_from_config(eval_name, cfg)
 
 
-def _create_extractor(name: str, cfg: RunConfig) -> Extractor:
-    if name == "cam":
-        return create_extractor(name, layer=cfg.attention.layer, post_relu=cfg.attention.post_relu)
-    if name == "gradcam":
-        return create_extractor(name, layer=cfg.attention.layer, second_order=cfg.attention.second_order)
-    return create_extractor(name)
+def extractor_from_config(name: str, cfg: RunConfig) -> Extractor:
+    """Extractor ``name`` with the ``attention`` section's settings that apply to it."""
+    return create_extractor_from(name, cfg.attention.model_dump(include={"layer", "post_relu", "second_order"}))
 
 
 def attention_grid(model: nn.Module, extractor: Extractor, x: torch.Tensor) -> tuple[int, int]:
