@@ -170,6 +170,7 @@ def test_phase1_cross_entropy_and_exp_selection(tmp_path):
     m = train(cfg, tmp_path / "run", progress=False)
     hist = m["history"]
     assert hist[1]["train_ce"] < hist[0]["train_ce"]  # phase 1 trained on cross-entropy
+    assert hist[0]["train_align"] is None and hist[2]["train_align"] is not None  # no attention work in phase 1
     scores = {h["epoch"]: h["val_acc"] * math.exp(-0.3 * h["val_align"]) for h in hist[2:]}
     assert m["selected_epoch"] == max(scores, key=scores.get)
 

@@ -21,8 +21,10 @@ def training_curves(history: list[dict], path: Path, title: str) -> None:
     ax_acc.set(xlabel="epoch", ylabel="accuracy (%)", title="accuracy")
     ax_acc.legend()
     ax_loss.plot(epochs, [h["train_ce"] for h in history], label="train CE")
-    if history and history[0].get("train_align") is not None:
-        ax_loss.plot(epochs, [h["train_align"] for h in history], label="train alignment")
+    if any(h.get("train_align") is not None for h in history):
+        nan = float("nan")
+        ax_loss.plot(epochs, [nan if h["train_align"] is None else h["train_align"] for h in history],
+                     label="train alignment")
         ax_loss.plot(epochs, [h["val_align"] for h in history], label="val alignment")
     ax_loss.set(xlabel="epoch", ylabel="loss", title="losses", yscale="log")
     ax_loss.legend()

@@ -229,6 +229,8 @@ def train(
                 optimizer = create_optimizer(model.parameters(), cfg.optim)
                 scheduler = create_scheduler(optimizer, cfg.scheduler, epochs - attn_epochs)
             attention_only = epoch < attn_epochs
+            # the attention map is extracted only when the alignment loss enters this phase's objective
+            use_align = loss_fn is not None and not (attention_only and cfg.train.phase1_loss == "ce")
             lam = alignment_weight(cfg.loss, epoch, attn_epochs)
             gen = torch.Generator().manual_seed(cfg.seed * 100_003 + epoch)
             perm = torch.randperm(n, generator=gen).to(device)
@@ -236,7 +238,7 @@ def train(
             for step in range(steps):
                 idx = perm[step * bs : (step + 1) * bs]
                 x, y = tr.x[idx], tr.y[idx]
-                if loss_fn is None:
+                if not use_align:
                     logits = model(x)
                     align = None
                 else:
@@ -261,7 +263,7 @@ def train(
             record = {
                 "epoch": epoch, "phase": 1 if attention_only else 2, "lambda": lam,
                 "lr": lr_used,
-                "train_ce": float(sums["ce"]) / steps, "train_align": float(sums["align"]) / steps if loss_fn else None,
+                "train_ce": float(sums["ce"]) / steps, "train_align": float(sums["align"]) / steps if use_align else None,
                 "val_acc": val["acc"], "val_align": val.get("align"), "test_acc": test_acc,
             }
             history.append(record)
