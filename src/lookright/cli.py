@@ -64,17 +64,46 @@ def train(
 
 @app.command("eval")
 def eval_cmd(
-    run_dir: Path,
+    run_dirs: Annotated[list[Path], typer.Argument(help="run folders (each with config.yaml and checkpoints/)")],
     extractor: Annotated[str | None, typer.Option(help="attention extractor for the metrics")] = None,
+    max_images: Annotated[int | None, typer.Option(min=1, help="shifted-test images for the attention metrics")] = None,
+    setting: Annotated[list[str] | None, typer.Option("--set", help="eval.KEY=VALUE, e.g. eval.substrate=blur")] = None,
+    data_dir: DataDir = None,
 ) -> None:
-    """Re-evaluate a trained run and update its metrics.json."""
+    """Compute every metric for trained runs and write them into their metrics.json."""
     from lookright.train.run_eval import evaluate_run
+    from lookright.train.progress import progress_bar
 
+    overrides = list(setting or []) + ([f"eval.max_images={max_images}"] if max_images else [])
+    bad = [o for o in overrides if not o.startswith("eval.")]
+    if bad:
+        _fail(LookrightError(f"--set takes eval.KEY=VALUE settings only, got {bad}"))
+    overrides += [f"data.data_dir={data_dir}"] if data_dir else []
+    results = []
     try:
-        metrics = evaluate_run(run_dir, extractor)
+        with progress_bar() as bar:
+            task = bar.add_task("evaluating runs", total=len(run_dirs))
+            for run_dir in run_dirs:
+                results.append(evaluate_run(run_dir, extractor, overrides))
+                bar.advance(task)
     except LookrightError as exc:
         _fail(exc)
-    console.print(_run_table([metrics], str(run_dir)))
+    console.print(_eval_table(results, run_dirs))
+
+
+def _eval_table(results: list[dict], run_dirs: list[Path]) -> Table:
+    table = Table(title="evaluation (shifted test split)")
+    cols = ("run", "shifted acc", "energy PG", "IoU", "ROC-AUC", "deletion AUC", "insertion AUC", "on shortcut")
+    for col in cols:
+        table.add_column(col)
+    fmt = lambda v: "n/a" if v is None else f"{v:.3f}"  # noqa: E731
+    for folder, m in zip(run_dirs, results):
+        ev = m["evaluation"]
+        loc, faith = ev["localisation"], ev["faithfulness"]
+        table.add_row(str(folder), f"{m['shifted_test_acc']:.2f}%", fmt(loc["energy_pointing_game"]["mean"]),
+                      fmt(loc["iou"]["mean"]), fmt(loc["roc_auc"]["mean"]), fmt(faith["deletion"]["auc"]),
+                      fmt(faith["insertion"]["auc"]), fmt(ev["shortcut_mass"]["mean"]))
+    return table
 
 
 @app.command()

@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from lookright.errors import ConfigError
 
@@ -78,8 +78,29 @@ class TrainConfig(Strict):
 
 
 class EvalConfig(Strict):
+    """Settings of ``lookright eval`` (see ``lookright.metrics.suite``)."""
+
     extractor: str | None = None  # default: cam when the model has a GAP head, else gradcam
     figure_images: int = Field(8, ge=1)
+    max_images: int | None = Field(None, ge=1, description="shifted-test images for the attention metrics (None: all)")
+    example_images: int = Field(8, ge=0, description="images whose maps are saved for the report grid")
+    pointing_tolerance: float = Field(0.0, ge=0.0, description="pointing-game tolerance in pixels")
+    iou_threshold: float = Field(0.5, gt=0.0, le=1.0)
+    top_k: float = Field(0.1, gt=0.0, description="top-k intersection: a fraction (<1) or a pixel count")
+    substrate: Literal["zero", "blur"] | float = "zero"
+    blur_sigma: float = Field(5.0, gt=0.0)
+    steps: int = Field(20, ge=1, description="deletion / insertion curve steps")
+    removal_fractions: list[float] = Field(default_factory=lambda: [0.05, 0.1, 0.2, 0.5])
+    road_fractions: list[float] = Field(default_factory=lambda: [0.1, 0.3, 0.5, 0.7, 0.9])
+    road_noise: float = Field(0.01, ge=0.0)
+    road_max_images: int | None = Field(2000, ge=1, description="images for ROAD (its imputation is the slow part)")
+
+    @field_validator("removal_fractions", "road_fractions")
+    @classmethod
+    def _fractions(cls, v: list[float]) -> list[float]:
+        if not v or any(not 0 < f <= 1 for f in v):
+            raise ValueError(f"fractions must be a non-empty list of numbers in (0, 1], got {v}")
+        return v
 
 
 class RunConfig(Strict):

@@ -1,49 +1,98 @@
-"""Re-evaluate a trained run folder from its config and best checkpoint."""
+"""Evaluate a trained run folder: every metric, written into its ``metrics.json``.
+
+Adds to ``metrics.json``: ``val_acc``, ``shifted_test_acc`` with its Wilson 95% interval,
+``reliance`` (validation vs shifted-test accuracy and attention on the shortcut region), and
+``evaluation`` (localisation, shortcut mass and faithfulness from :mod:`lookright.metrics.suite`,
+with their settings). Writes ``eval/predictions.npz`` (labels and predictions on the shifted
+test split, for McNemar tests) and ``eval/examples.npz`` (the first test images, masks and
+attention maps, for the report grid).
+"""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from lookright.errors import CheckpointError
+from lookright.metrics import predict, wilson
+from lookright.metrics.suite import attention_suite
 from lookright.targets import MaskPipeline
 from lookright.train.checkpoint import load_checkpoint
 from lookright.train.config import load_config
+from lookright.train.provenance import resolve_device
 from lookright.train.trainer import (
     BEST, LAST, attention_grid, attention_mass, build_parts, evaluate, extractor_from_config, load_splits,
     to_tensors, write_metrics,
 )
-from lookright.train.provenance import resolve_device
+
+EVAL_DIR = "eval"
 
 
-def evaluate_run(run_dir: str | Path, extractor: str | None = None) -> dict:
+def load_run_model(run_dir: Path, cfg):
+    """The run's model with its selected (best, else last) weights, in eval mode on the run's device."""
+    path = run_dir / BEST if (run_dir / BEST).is_file() else run_dir / LAST
+    if not path.is_file():
+        raise CheckpointError(
+            f"{run_dir} has no checkpoint ({BEST} or {LAST}); the run never finished an epoch. "
+            f"Train it with `lookright train {run_dir / 'config.yaml'} --run-dir {run_dir}`")
+    state = load_checkpoint(path)
+    model, train_extractor, loss_fn, eval_extractor = build_parts(cfg)
+    model.load_state_dict(state["model"] if "model" in state else state)
+    return model.to(resolve_device(cfg.train.device)).eval(), train_extractor, loss_fn, eval_extractor, path
+
+
+def evaluate_run(run_dir: str | Path, extractor: str | None = None, overrides: list[str] | None = None) -> dict:
+    """Compute every metric for the run in ``run_dir``; ``overrides`` are ``eval.*=value`` settings."""
     run_dir = Path(run_dir)
     if not (run_dir / "config.yaml").is_file():
-        raise CheckpointError(f"{run_dir} is not a run folder (no config.yaml)")
-    cfg = load_config(run_dir / "config.yaml")
-    device = resolve_device(cfg.train.device)
-    model, train_extractor, loss_fn, eval_extractor = build_parts(cfg)
+        raise CheckpointError(f"{run_dir} is not a run folder (no config.yaml); pass a folder written by "
+                              "`lookright train` or `lookright sweep`")
+    cfg = load_config(run_dir / "config.yaml", list(overrides or []))
+    model, train_extractor, loss_fn, eval_extractor, path = load_run_model(run_dir, cfg)
     if extractor:
         eval_extractor = extractor_from_config(extractor, cfg)
-    path = run_dir / BEST if (run_dir / BEST).is_file() else run_dir / LAST
-    state = load_checkpoint(path)
-    model.load_state_dict(state["model"] if "model" in state else state)
-    model.to(device).eval()
+    device = next(model.parameters()).device
     _, val_split, test_split, _ = load_splits(cfg)
     pipeline = MaskPipeline(cfg.target.pipeline) if loss_fn is not None else None
     x_probe = model.input_spec.prepare(torch.from_numpy(test_split.x[:2])).to(device)
     grid = attention_grid(model, train_extractor, x_probe) if train_extractor is not None else None
     va = to_tensors(val_split, model, device, cfg.target.source, pipeline, grid)
     te = to_tensors(test_split, model, device, cfg.target.source, pipeline, grid)
+    bs = cfg.train.eval_batch_size
+
+    val = evaluate(model, va, train_extractor, loss_fn, cfg)
+    pred = predict(model, te.x, bs)
+    correct = int((pred == te.y).sum())
+    low, high = wilson(correct, len(te.y))
+    suite = attention_suite(model, te.x, te.y, te.mask, te.shortcut, eval_extractor, cfg.eval, bs, cfg.seed)
+    per_image = suite.pop("_per_image")
+    shifted = 100.0 * correct / len(te.y)
+
+    folder = run_dir / EVAL_DIR
+    folder.mkdir(exist_ok=True)
+    np.savez_compressed(folder / "predictions.npz", y=te.y.cpu().numpy().astype(np.int16),
+                        pred=pred.cpu().numpy().astype(np.int16))
+    k = len(per_image["maps"])
+    np.savez_compressed(folder / "examples.npz", x=test_split.x[:k], y=test_split.y[:k],
+                        mask=test_split.mask[:k], shortcut=test_split.shortcut[:k], maps=per_image["maps"])
+
     metrics_path = run_dir / "metrics.json"
     metrics = json.loads(metrics_path.read_text()) if metrics_path.is_file() else {}
-    val = evaluate(model, va, train_extractor, loss_fn, cfg)
+    metrics.setdefault("name", cfg.name)
+    metrics.setdefault("dataset", cfg.data.name)
+    metrics.setdefault("method", cfg.loss.name or "vanilla")
+    metrics.setdefault("seed", cfg.seed)
     metrics.update({
         "val_acc": val["acc"], "val_align": val.get("align"),
-        "shifted_test_acc": evaluate(model, te, None, None, cfg)["acc"],
-        "attention_mass": attention_mass(model, te, eval_extractor, cfg.train.eval_batch_size),
+        "shifted_test_acc": shifted, "shifted_test_acc_wilson95": [100 * low, 100 * high],
+        "attention_mass": attention_mass(model, te, eval_extractor, bs),
+        "reliance": {"val_acc": val["acc"], "shifted_test_acc": shifted, "gap": val["acc"] - shifted,
+                     "attention_on_shortcut": suite["shortcut_mass"]["mean"]},
+        "evaluation": {"extractor": eval_extractor.name, "split": "shifted test",
+                       "settings": cfg.eval.model_dump(), **suite},
         "eval_extractor": eval_extractor.name, "evaluated_checkpoint": path.name,
     })
     write_metrics(run_dir, metrics)
