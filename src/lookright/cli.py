@@ -107,6 +107,26 @@ def _eval_table(results: list[dict], run_dirs: list[Path]) -> Table:
 
 
 @app.command()
+def compare(
+    run_dirs: Annotated[list[Path], typer.Argument(help="evaluated run folders, or folders holding them")],
+    out: Annotated[Path, typer.Option(help="report folder: index.html, report.md, compare.json, figures/")] = Path("report"),
+    reference: Annotated[str | None, typer.Option(help="method (config name) the others are tested against")] = None,
+    examples: Annotated[int, typer.Option(min=1, help="test images in the attention grid")] = 8,
+    removal_k: Annotated[float, typer.Option(help="fraction for the top-k removal columns")] = 0.1,
+) -> None:
+    """Compare evaluated runs of one dataset: an HTML page and a Markdown twin."""
+    from lookright.report.page import write_report
+
+    try:
+        result = write_report(run_dirs, out, reference, examples, removal_k)
+    except LookrightError as exc:
+        _fail(exc)
+    names = ", ".join(f"{m['name']} ({len(m['seeds'])} seeds)" for m in result["methods"])
+    console.print(f"{result['dataset']}: {names}")
+    console.print(f"report: {out / 'index.html'} (Markdown: {out / 'report.md'}, numbers: {out / 'compare.json'})")
+
+
+@app.command()
 def sweep(
     config: Path,
     seeds: Annotated[int, typer.Option(min=1, help="number of seeds (0..N-1)")] = 5,

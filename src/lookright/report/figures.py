@@ -8,6 +8,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from lookright.metrics.localisation import upsample  # noqa: E402
@@ -85,3 +86,84 @@ def save_run_figures(run_dir: Path, model, test_data, extractor, pipeline, metri
     training_curves(metrics["history"], curves, title)
     attention_grid_figure(model, test_data, extractor, pipeline, grid, n, title + " · shifted test images")
     return [curves, grid]
+
+
+def _mean_curve(runs: list[dict], *keys) -> np.ndarray:
+    curves = []
+    for r in runs:
+        node = r["evaluation"]["faithfulness"]
+        for k in keys:
+            node = node[k]
+        curves.append(node)
+    return np.mean(np.asarray(curves, dtype=float), axis=0)
+
+
+def faithfulness_figure(methods, path: Path, title: str) -> None:
+    """Mean over seeds: deletion and insertion curves, and the probability drop after removing the
+    top-k% attended pixels (solid) against k% random pixels (dashed)."""
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.8))
+    for i, method in enumerate(methods):
+        colour = f"C{i}"
+        for ax, mode in zip(axes[:2], ("deletion", "insertion"), strict=True):
+            curve = _mean_curve(method.runs, mode, "curve")
+            ax.plot(np.linspace(0, 1, len(curve)), curve, color=colour, label=method.name)
+        fractions = 100 * np.asarray(method.runs[0]["evaluation"]["faithfulness"]["removal"]["fractions"])
+        axes[2].plot(fractions, _mean_curve(method.runs, "removal", "prob_drop_top"), "o-", color=colour,
+                     label=f"{method.name} (top)")
+        axes[2].plot(fractions, _mean_curve(method.runs, "removal", "prob_drop_random"), "x--", color=colour,
+                     label=f"{method.name} (random)")
+    axes[0].set(title="deletion (lower AUC = more faithful)", xlabel="fraction of pixels removed",
+                ylabel="p(predicted class)")
+    axes[1].set(title="insertion (higher AUC = more faithful)", xlabel="fraction of pixels inserted",
+                ylabel="p(predicted class)")
+    axes[2].set(title="removal: top-k% attended vs random", xlabel="k (%)", ylabel="drop of p(predicted class)")
+    axes[0].legend(fontsize=8)
+    axes[2].legend(fontsize=6, ncol=2)
+    fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def _display_raw(x: np.ndarray) -> np.ndarray:
+    """A benchmark image (C, H, W) uint8 -> (H, W, 3) floats in [0, 1]."""
+    img = x.astype(float) / 255.0
+    img = np.repeat(img, 3, axis=0) if img.shape[0] == 1 else img
+    return img.transpose(1, 2, 0)
+
+
+def method_grid_figure(named_folders: list[tuple[str, Path]], path: Path, n: int, title: str) -> None:
+    """Rows: the test images, their ground-truth mask, then each (method, run folder)'s true-class
+    attention over the image. Read from each run's ``eval/examples.npz``."""
+    examples = []
+    for _, folder in named_folders:
+        with np.load(Path(folder) / "eval" / "examples.npz") as z:
+            examples.append({k: z[k] for k in z.files})
+    n = min([n] + [len(e["maps"]) for e in examples])
+    if n == 0:
+        return
+    base = examples[0]
+    rows = 2 + len(named_folders)
+    fig, axes = plt.subplots(rows, n, figsize=(1.5 * n + 1.2, 1.5 * rows + 0.6), squeeze=False)
+    for i in range(n):
+        img = _display_raw(base["x"][i])
+        axes[0, i].imshow(img)
+        axes[0, i].set_title(f"y={int(base['y'][i])}", fontsize=8)
+        axes[1, i].imshow(base["mask"][i], cmap="gray", vmin=0, vmax=1)
+        for r, ex in enumerate(examples, start=2):
+            heat = torch.relu(upsample(torch.from_numpy(ex["maps"][i : i + 1]).float(), img.shape[:2]))[0]
+            heat = heat / heat.max().clamp_min(1e-12)
+            axes[r, i].imshow(img.mean(-1), cmap="gray")
+            axes[r, i].imshow(heat.numpy(), cmap="jet", alpha=0.5, vmin=0, vmax=1)
+            axes[r, i].contour(base["mask"][i], levels=[0.5], colors="white", linewidths=0.6)
+    for ax in axes.flat:
+        ax.set_xticks([])
+        ax.set_yticks([])
+    axes[0, 0].set_ylabel("image", fontsize=8)
+    axes[1, 0].set_ylabel("GT mask", fontsize=8)
+    for r, (name, _) in enumerate(named_folders, start=2):
+        axes[r, 0].set_ylabel(name, fontsize=7)
+    fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
