@@ -6,7 +6,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.lookright-installed
 
-.PHONY: demo test install reproduce bench subset clean
+.PHONY: demo test install reproduce evaluate bench bench-quantus subset clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -35,8 +35,20 @@ reproduce: $(STAMP)
 	  $(VENV)/bin/lookright sweep $$c --seeds $(SEEDS) --jobs $(JOBS) out_dir=$(OUT) $(OVERRIDES) || exit 1; done
 	$(VENV)/bin/lookright summarize $(OUT) --out $(OUT)/results.md
 
+# Every metric for every run under OUT, then one comparison report per benchmark:
+#   LOOKRIGHT_DATA=/path/to/data make evaluate OUT=runs/reduced      -> report/<benchmark>/index.html
+evaluate: $(STAMP)
+	$(VENV)/bin/lookright eval $$(dirname $$(find $(OUT) -name config.yaml | sort))
+	for b in colormnist decoymnist-cdep decoymnist-rrr; do \
+	  $(VENV)/bin/lookright compare $$(ls -d $(OUT)/$$b-vanilla $(OUT)/$$b-rrr $(OUT)/$$b-kl $(OUT)/$$b-camal 2>/dev/null) \
+	    --out report/$$b || exit 1; done
+
 bench: $(STAMP)
 	$(PY) benchmarks/step_cost.py
+
+bench-quantus: $(STAMP)
+	$(PY) -m pip install -q -e '.[bench]'
+	$(PY) benchmarks/quantus_compare.py
 
 subset: $(STAMP)
 	$(PY) scripts/build_mnist_subset.py
