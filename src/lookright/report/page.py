@@ -91,7 +91,7 @@ def _html_table(table_id: str, head: list[str], rows: list[list[str]]) -> str:
 
 def _intro(result: dict) -> str:
     s = result["settings"]
-    return (f"Dataset **{result['dataset']}**, shifted test split; reference method **{result['reference']}**. "
+    return (f"Dataset {result['dataset']}, shifted test split; reference method {result['reference']}. "
             f"Localisation uses the true class's map against the ground-truth mask; faithfulness the predicted "
             f"class's map and probability, substrate `{s['substrate']}`, {s['steps']} deletion/insertion steps. "
             "Mean ± std over seeds; `*` p < 0.05, `**` p < 0.01 (paired t-test against the reference).")
@@ -131,7 +131,7 @@ def write_report(paths: list[Path], out: Path, reference: str | None = None, exa
     (out / "report.md").write_text("\n".join(md))
 
     body = [f"<h1>lookright comparison: {html.escape(result['dataset'])}</h1>",
-            "<p>" + html.escape(intro).replace("**", "") + "</p>"]
+            "<p>" + html.escape(intro) + "</p>"]
     for key, (head, rows) in tables.items():
         body += [f"<h2>{captions[key]}</h2>", _html_table(key, head, rows)]
     for name, caption in FIGURES.items():
