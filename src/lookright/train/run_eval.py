@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from lookright.errors import CheckpointError
-from lookright.metrics import predict, wilson
+from lookright.metrics import accuracy, predict, wilson
 from lookright.metrics.suite import attention_suite
 from lookright.targets import MaskPipeline
 from lookright.train.checkpoint import load_checkpoint
@@ -69,7 +69,7 @@ def evaluate_run(run_dir: str | Path, extractor: str | None = None, overrides: l
     low, high = wilson(correct, len(te.y))
     suite = attention_suite(model, te.x, te.y, te.mask, te.shortcut, eval_extractor, cfg.eval, bs, cfg.seed)
     per_image = suite.pop("_per_image")
-    shifted = 100.0 * correct / len(te.y)
+    shifted = accuracy(pred, te.y)
 
     folder = run_dir / EVAL_DIR
     folder.mkdir(exist_ok=True)
