@@ -72,8 +72,6 @@ def energy_pointing_game(attention: torch.Tensor, mask: torch.Tensor) -> tuple[t
     return (a * m).sum(dim=1) / total.clamp_min(1e-30), defined
 
 
-energy_inside = energy_pointing_game
-
 
 def relevance_mass_accuracy(attention: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """``sum(A * M) / sum(A)`` on the signed map (Arras et al. 2022; Quantus's convention).
@@ -208,10 +206,6 @@ class MetricAccumulator:
     def compute(self) -> dict:
         return {"mean": self.total / self.count if self.count else None, "images": self.count,
                 "undefined": self.undefined, "options": dict(self.options), "convention": convention(self.fn)}
-
-
-def EnergyAccumulator() -> MetricAccumulator:  # noqa: N802 - kept as the name the trainer reads best
-    return MetricAccumulator(energy_pointing_game)
 
 
 class LocalisationAccumulator:

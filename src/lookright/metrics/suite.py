@@ -12,14 +12,13 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from lookright.metrics.accuracy import predict
 from lookright.metrics.faithfulness import normalised_auc, perturbation_curve, removal_effect, road
 from lookright.metrics.localisation import LocalisationAccumulator, MetricAccumulator, energy_pointing_game
 
 
-def _mean(t: torch.Tensor) -> list[float] | float:
-    m = t.double().mean(dim=0)
-    return m.tolist()
+def _mean(t: torch.Tensor) -> list[float]:
+    """Mean over images of a ``(B, K)`` tensor, as a list of K floats."""
+    return t.double().mean(dim=0).tolist()
 
 
 def attention_suite(model, x, y, mask, shortcut, extractor, settings, batch_size: int = 2000, seed: int = 0) -> dict:
@@ -45,8 +44,8 @@ def attention_suite(model, x, y, mask, shortcut, extractor, settings, batch_size
         maps_label = extractor(model, xb, yb)
         local.update(maps_label, mask[i : i + batch_size])
         on_shortcut.update(maps_label, shortcut[i : i + batch_size])
-        pred = predict(model, xb, batch_size)
-        maps_pred = extractor(model, xb, pred)
+        maps_pred, logits = extractor.with_logits(model, xb, None)  # the predicted class's map
+        pred = logits.argmax(1)
         if sum(len(m) for m in example_maps) < s.example_images:
             example_maps.append(maps_label[: s.example_images].cpu())
         for mode in curves:

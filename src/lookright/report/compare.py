@@ -18,6 +18,7 @@ import numpy as np
 
 from lookright.errors import LookrightError
 from lookright.metrics.statistics import describe, mcnemar, paired_tests
+from lookright.report.summary import find_runs
 
 
 @dataclass(frozen=True)
@@ -96,7 +97,7 @@ def run_folders(paths: list[Path]) -> list[Path]:
         if (path / "metrics.json").is_file():
             found.append(path)
         elif path.is_dir():
-            found.extend(sorted(p.parent for p in path.rglob("metrics.json")))
+            found.extend(find_runs(path))
         else:
             raise LookrightError(f"{path} does not exist")
     if not found:

@@ -28,7 +28,7 @@ from lookright.data import create_benchmark, load_embedded, load_mnist, split_va
 from lookright.data.benchmark import Split
 from lookright.errors import ConfigError
 from lookright.losses import AlignmentLoss, create_loss
-from lookright.metrics import EnergyAccumulator, accuracy, predict
+from lookright.metrics import MetricAccumulator, accuracy, energy_pointing_game, predict
 from lookright.models import create_model
 from lookright.report.figures import save_run_figures
 from lookright.targets import TEACHERS, MaskPipeline, build_targets
@@ -140,7 +140,7 @@ def attention_mass(model, data: Tensors, extractor, bs: int) -> dict:
     """Energy of the evaluation extractor's map (true class) on the digit and on the shortcut region."""
     was_training = model.training
     model.eval()
-    digit, shortcut = EnergyAccumulator(), EnergyAccumulator()
+    digit, shortcut = MetricAccumulator(energy_pointing_game), MetricAccumulator(energy_pointing_game)
     for i in range(0, len(data.y), bs):
         maps = extractor(model, data.x[i : i + bs], data.y[i : i + bs])
         digit.update(maps, data.mask[i : i + bs])
