@@ -6,7 +6,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.lookright-installed
 
-.PHONY: demo test install reproduce evaluate bench bench-quantus subset clean
+.PHONY: demo test install reproduce reproduce-rl evaluate bench bench-quantus subset clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -34,6 +34,12 @@ reproduce: $(STAMP)
 	for c in configs/colormnist-*.yaml configs/decoymnist-*.yaml; do \
 	  $(VENV)/bin/lookright sweep $$c --seeds $(SEEDS) --jobs $(JOBS) out_dir=$(OUT) $(OVERRIDES) || exit 1; done
 	$(VENV)/bin/lookright summarize $(OUT) --out $(OUT)/results.md
+
+# PPO vs PPO + CAMAL vs PPO + KL on CueGrid, 5 seeds each (about 25 minutes on 2 cores):
+reproduce-rl: $(STAMP)
+	for m in vanilla camal kl; do \
+	  $(VENV)/bin/lookright rl train configs/rl/cuegrid-$$m.yaml --seeds $(SEEDS) --jobs $(JOBS) out_dir=runs/rl || exit 1; done
+	$(VENV)/bin/lookright rl summarize runs/rl --out runs/rl/results.md
 
 # Every metric for every run under OUT, then one comparison report per benchmark:
 #   LOOKRIGHT_DATA=/path/to/data make evaluate OUT=runs/reduced      -> report/<benchmark>/index.html

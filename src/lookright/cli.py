@@ -17,6 +17,15 @@ app = typer.Typer(help="Make vision models look at the right thing, and measure 
                   no_args_is_help=True, pretty_exceptions_enable=False)
 data_app = typer.Typer(help="Benchmarks: export generated data.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
+
+
+def _rl_app() -> typer.Typer:
+    from lookright.rl.commands import rl_app
+
+    return rl_app
+
+
+app.add_typer(_rl_app(), name="rl")
 console = Console()
 
 DataDir = Annotated[str | None, typer.Option("--data-dir", help="folder holding mnist/ (else $LOOKRIGHT_DATA)")]

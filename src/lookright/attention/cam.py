@@ -47,7 +47,11 @@ class CAM(Extractor):
                 )
             if self.post_relu:
                 acts = F.relu(acts)
-            cls = resolve_targets(target_class, logits)
-            # a broadcast multiply-sum: on CPU it is several times faster than einsum's bmm here
-            maps = (acts * weights[cls][:, :, None, None]).sum(dim=1)
+            maps = class_activation_map(acts, weights, resolve_targets(target_class, logits))
         return maps, logits
+
+
+def class_activation_map(acts: torch.Tensor, weights: torch.Tensor, classes: torch.Tensor) -> torch.Tensor:
+    """``(B, C, h, w)`` activations, ``(K, C)`` head weights, ``(B,)`` classes -> ``(B, h, w)`` CAMs."""
+    # a broadcast multiply-sum: on CPU it is several times faster than einsum's bmm here
+    return (acts * weights[classes][:, :, None, None]).sum(dim=1)

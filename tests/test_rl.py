@@ -1,0 +1,260 @@
+"""CueGrid, the mask wrapper, the GAP policy, AlignedPPO and the RL evaluation."""
+
+from __future__ import annotations
+
+import json
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+from gymnasium.utils.env_checker import check_env
+
+import lookright.rl  # noqa: F401  (registers the environments)
+from lookright.attention import create_extractor
+from lookright.errors import ConfigError, LookrightError, MaskError
+from lookright.rl.config import load_rl_config
+from lookright.rl.env import COLOURS, CueGridEnv, _adjacent, glyph
+from lookright.rl.evaluate import remove_pixels
+from lookright.rl.policy import PolicyHead, cell_mask
+from lookright.rl.ppo import AlignedPPO
+from lookright.rl.wrappers import MASK, PIXELS, MaskInObservation, make_env
+
+torch.set_num_threads(1)
+
+
+def tiny_model(loss="camal", lam=5.0, n_envs=2, n_steps=64, seed=0, **kwargs):
+    from stable_baselines3.common.env_util import make_vec_env
+
+    env = make_vec_env(lambda: make_env("lookright/CueGrid-v0"), n_envs=n_envs, seed=seed)
+    return AlignedPPO("GapCnnPolicy", env, attention_loss=loss, attention_lambda=lam, n_steps=n_steps,
+                      batch_size=64, n_epochs=4, learning_rate=1e-3, seed=seed, device="cpu",
+                      policy_kwargs=dict(patch=5, channels=(8, 16)), **kwargs)
+
+
+# -- environment ---------------------------------------------------------------------------
+def test_gymnasium_make_and_env_checker():
+    env = gym.make("lookright/CueGrid-v0")
+    check_env(env.unwrapped, skip_render_check=True)
+    obs, info = env.reset(seed=3)
+    assert obs.shape == (3, 30, 30) and obs.dtype == np.uint8
+    assert info["mask"].shape == (30, 30)
+    assert gym.make("lookright/CueGrid-Shifted-v0").unwrapped.cue_mode == "trap"
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_masks_cover_the_objects_named_in_the_state(seed):
+    env = CueGridEnv(cue="goal")
+    obs, info = env.reset(seed=seed)
+    for _ in range(3):  # also after moves
+        for name, mask in info["object_masks"].items():
+            r, c = info["positions"][name]
+            tile = np.zeros((30, 30), dtype=np.uint8)
+            tile[r * 5:(r + 1) * 5, c * 5:(c + 1) * 5] = glyph(name, 5)
+            np.testing.assert_array_equal(mask, tile, err_msg=name)
+        np.testing.assert_array_equal(info["mask"], info["object_masks"]["agent"] | info["object_masks"]["goal"])
+        agent = info["object_masks"]["agent"].astype(bool)
+        assert (obs[:, agent] == np.array(COLOURS["agent"])[:, None]).all()
+        if info["positions"]["agent"] not in (info["positions"]["goal"], info["positions"]["trap"]):
+            goal = info["object_masks"]["goal"].astype(bool)
+            assert (obs[:, goal] == np.array(COLOURS["goal"])[:, None]).all()
+        obs, _, done, _, info = env.step(env.action_space.sample())
+        if done:
+            break
+
+
+def test_cue_touches_the_goal_in_training_and_the_trap_in_test_levels():
+    for mode, anchor, other in (("goal", "goal", "trap"), ("trap", "trap", "goal")):
+        env = CueGridEnv(cue=mode)
+        for seed in range(200):
+            _, info = env.reset(seed=seed)
+            p = info["positions"]
+            assert _adjacent(p["cue"], p[anchor]) and not _adjacent(p["cue"], p[other])
+            assert len({p["agent"], p["goal"], p["trap"], p["cue"]}) == 4
+    env = CueGridEnv(cue="random")
+    for seed in range(50):
+        _, info = env.reset(seed=seed)
+        p = info["positions"]
+        assert not _adjacent(p["cue"], p["goal"]) and not _adjacent(p["cue"], p["trap"])
+
+
+def test_same_seed_same_level_and_rewards():
+    a, b = CueGridEnv(), CueGridEnv()
+    oa, _ = a.reset(seed=11)
+    ob, _ = b.reset(seed=11)
+    np.testing.assert_array_equal(oa, ob)
+    env = CueGridEnv(cue="none")
+    _, info = env.reset(seed=0)
+    env.positions["agent"] = (info["positions"]["goal"][0], info["positions"]["goal"][1] - 1) \
+        if info["positions"]["goal"][1] > 0 else (info["positions"]["goal"][0], 1)
+    step = 3 if info["positions"]["goal"][1] > 0 else 2
+    _, reward, terminated, _, info = env.step(step)
+    assert terminated and info["outcome"] == "goal" and reward == pytest.approx(1 - 0.9 / env.max_steps)
+
+
+def test_bad_environment_input():
+    with pytest.raises(ConfigError, match="unknown environment id"):
+        make_env("lookright/NoSuchEnv-v0")
+    with pytest.raises(ConfigError, match="no pixels"):
+        MaskInObservation(gym.make("CartPole-v1"))
+    with pytest.raises(ConfigError, match="cue must be"):
+        CueGridEnv(cue="left")
+
+    class WrongMask(gym.Wrapper):
+        def reset(self, **kw):
+            obs, info = self.env.reset(**kw)
+            info["mask"] = info["mask"][:, :-1]
+            return obs, info
+
+    with pytest.raises(MaskError, match=r"must be \(H, W\) = \(30, 30\)"):
+        MaskInObservation(WrongMask(CueGridEnv())).reset(seed=0)
+
+
+# -- policy and CAM ------------------------------------------------------------------------
+def test_logits_are_the_mean_of_the_cam_plus_bias_and_extractors_agree():
+    model = tiny_model()
+    policy = model.policy
+    env = make_env("lookright/CueGrid-v0")
+    obs = [env.reset(seed=s)[0] for s in range(4)]
+    batch = {PIXELS: torch.as_tensor(np.stack([o[PIXELS] for o in obs])), MASK: torch.zeros(4, 30, 30)}
+    actions = torch.tensor([0, 1, 2, 3])
+    with torch.no_grad():
+        cam, logits = policy.action_cam(batch, actions)
+        assert cam.shape == (4, 6, 6)
+        np.testing.assert_allclose(cam.mean(dim=(1, 2)) + policy.action_net.bias[actions],
+                                   logits[torch.arange(4), actions], rtol=1e-5, atol=1e-6)
+        head = PolicyHead(policy, "action")
+        via_extractor = create_extractor("cam", layer=head.cam_layer, classifier=head.classifier)(
+            head, batch[PIXELS].float() / 255, actions)
+    torch.testing.assert_close(via_extractor, cam)
+    gradcam = create_extractor("gradcam", layer=head.cam_layer)(PolicyHead(policy, "value"), batch[PIXELS].float() / 255, 0)
+    assert gradcam.shape == (4, 6, 6) and torch.isfinite(gradcam).all()
+
+
+def test_policy_ignores_the_mask_entry():
+    model = tiny_model()
+    obs = make_env("lookright/CueGrid-v0").reset(seed=0)[0]
+    flipped = {PIXELS: obs[PIXELS], MASK: 1 - obs[MASK]}
+    p1 = model.policy.get_distribution(model.policy.obs_to_tensor(obs)[0]).distribution.probs
+    p2 = model.policy.get_distribution(model.policy.obs_to_tensor(flipped)[0]).distribution.probs
+    torch.testing.assert_close(p1, p2)
+
+
+def test_cell_mask_keeps_thin_glyphs():
+    m = torch.zeros(1, 30, 30)
+    m[0, 7, 5:10] = 1  # one row of the plus in cell (1, 1)
+    out = cell_mask(m, (6, 6))
+    assert out[0, 1, 1] == 1 and out.sum() == 1
+
+
+# -- AlignedPPO ----------------------------------------------------------------------------
+def _collect(model):
+    total, callback = model._setup_learn(model.n_steps * model.n_envs, callback=None)
+    callback.on_training_start(locals(), globals())
+    assert model.collect_rollouts(model.env, callback, model.rollout_buffer, n_rollout_steps=model.n_steps)
+
+
+def _batch_attention_loss(model):
+    from lookright.losses import create_loss
+
+    loss = create_loss(model.attention_loss)
+    (batch,) = list(model.rollout_buffer.get(None))
+    with torch.no_grad():
+        *_, cam = model.policy.evaluate_actions_with_attention(batch.observations, batch.actions.long().flatten())
+        return float(loss(cam, cell_mask(batch.observations[MASK], (6, 6))))
+
+
+@pytest.mark.parametrize("loss", ["camal", "kl"])
+def test_one_update_changes_the_policy_and_lowers_the_attention_loss(loss):
+    model = tiny_model(loss=loss, lam=5.0)
+    _collect(model)
+    before = {k: v.clone() for k, v in model.policy.state_dict().items()}
+    loss_before = _batch_attention_loss(model)
+    model.train()
+    loss_after = _batch_attention_loss(model)
+    changed = [k for k, v in model.policy.state_dict().items() if not torch.equal(v, before[k])]
+    assert "action_net.weight" in changed and any(k.startswith("features_extractor.trunk") for k in changed)
+    assert loss_after < loss_before
+    assert model.attention_history[-1]["attention_loss"] is not None
+    assert model.logger.name_to_value["train/attention_lambda"] == 5.0
+
+
+def test_lambda_warmup_and_bad_options():
+    model = tiny_model(loss="camal", lam=2.0, attention_warmup=0.5)
+    model._current_progress_remaining = 0.75  # a quarter of training done
+    assert model.current_lambda() == pytest.approx(1.0)
+    model._current_progress_remaining = 0.2
+    assert model.current_lambda() == pytest.approx(2.0)
+    with pytest.raises(ConfigError, match="unknown alignment loss"):
+        tiny_model(loss="nope")
+
+
+def test_save_load_round_trip(tmp_path):
+    model = tiny_model(loss="camal")
+    model.learn(128)
+    model.save(tmp_path / "model.zip")
+    loaded = AlignedPPO.load(tmp_path / "model.zip", device="cpu")
+    assert loaded.attention_loss == "camal" and loaded.attention_lambda == 5.0
+    env = make_env("lookright/CueGrid-v0")
+    for seed in range(5):
+        obs = env.reset(seed=seed)[0]
+        p1 = model.policy.get_distribution(model.policy.obs_to_tensor(obs)[0]).distribution.probs
+        p2 = loaded.policy.get_distribution(loaded.policy.obs_to_tensor(obs)[0]).distribution.probs
+        torch.testing.assert_close(p1, p2)
+
+
+# -- evaluation ----------------------------------------------------------------------------
+def test_remove_pixels_top_and_random():
+    pixels = np.full((2, 3, 4, 4), 200, dtype=np.uint8)
+    cam = torch.zeros(2, 4, 4)
+    cam[0, 1, 2], cam[0, 3, 3] = 5.0, 4.0
+    cam[1, 0, 0] = 1.0
+    out = remove_pixels(pixels, cam, 2 / 16, "top", np.random.default_rng(0))
+    assert (out[0, :, 1, 2] == 0).all() and (out[0, :, 3, 3] == 0).all() and (out[0] == 0).sum() == 6
+    assert (out[1, :, 0, 0] == 0).all() and (out[1, :, 0, 1] == 0).all()  # tie broken row-major
+    rand = remove_pixels(pixels, cam, 0.25, "random", np.random.default_rng(0))
+    assert ((rand == 0).all(axis=1).reshape(2, -1).sum(axis=1) == 4).all()
+    assert pixels.min() == 200  # the input is left alone
+
+
+@pytest.mark.timeout(300)
+def test_rl_train_eval_summarize_end_to_end(tmp_path):
+    from typer.testing import CliRunner
+
+    from lookright.cli import app
+
+    runner = CliRunner()
+    common = ["agent.total_timesteps=512", "agent.n_steps=32", "agent.batch_size=64", "env.n_envs=2",
+              "eval.episodes=6", "eval.masking_episodes=3", "eval.max_states=40", "eval.top_k=[0.1]",
+              "agent.channels=[8,16]", f"out_dir={tmp_path}"]
+    for name in ("vanilla", "camal"):
+        result = runner.invoke(app, ["rl", "train", f"configs/rl/cuegrid-{name}.yaml", *common, "--seeds", "2"])
+        assert result.exit_code == 0, result.output
+    run = tmp_path / "cuegrid-camal" / "seed1"
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["seed"] == 1 and metrics["timesteps"] >= 512
+    assert {"train_levels", "test_levels", "alignment", "faithfulness"} <= set(metrics["evaluation"])
+    assert (run / "figures" / "episodes.png").stat().st_size > 0
+    result = runner.invoke(app, ["rl", "eval", str(run), "--set", "eval.episodes=4", "--set", "eval.masking_episodes=2",
+                                 "--set", "eval.max_states=20", "--set", "eval.top_k=[0.1]"])
+    assert result.exit_code == 0, result.output
+    assert json.loads((run / "metrics.json").read_text())["evaluation"]["train_levels"]["episodes"] == 4
+    out = tmp_path / "table.md"
+    result = runner.invoke(app, ["rl", "summarize", str(tmp_path), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    summary = json.loads(out.with_suffix(".json").read_text())
+    assert summary["reference"] == "cuegrid-vanilla"
+    assert summary["methods"]["cuegrid-camal"]["seeds"] == [0, 1]
+    assert "energy PG" in summary["paired_tests"]["cuegrid-camal"]
+    assert "| cuegrid-camal | 2 |" in out.read_text()
+
+
+def test_bad_rl_configs_and_run_folders(tmp_path):
+    with pytest.raises(ConfigError, match="agent.total_timesteps"):
+        load_rl_config("configs/rl/cuegrid-camal.yaml", ["agent.total_timesteps=0"])
+    with pytest.raises(ConfigError, match="eval.top_k"):
+        load_rl_config(None, ["eval.top_k=[2]"])
+    from lookright.rl.evaluate import load_agent
+
+    with pytest.raises(LookrightError, match="no model.zip"):
+        load_agent(tmp_path)
