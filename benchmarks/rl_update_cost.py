@@ -1,0 +1,83 @@
+"""Cost of the attention term in a PPO update, as ratios to vanilla PPO measured in the same run.
+
+One rollout of CueGrid (``--envs`` x ``--steps`` transitions) is collected once; then
+``AlignedPPO.train()`` (all epochs and minibatches over that rollout) is timed for vanilla PPO,
+PPO + CAMAL and PPO + KL, from the same starting weights. Measurements are interleaved
+(every round runs each variant once, in a shuffled order) and the median is reported.
+Rollout collection (the environment and the acting forward pass) is timed too, for scale.
+
+    python benchmarks/rl_update_cost.py [--rounds 11] [--out benchmarks/rl_results.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import platform
+import random
+import statistics
+import time
+from pathlib import Path
+
+import torch
+from stable_baselines3.common.env_util import make_vec_env
+
+from lookright.rl.ppo import AlignedPPO
+from lookright.rl.wrappers import make_env
+
+LOSSES = {"vanilla": None, "camal": "camal", "kl": "kl"}
+
+
+def build(loss, envs: int, steps: int, device: str) -> AlignedPPO:
+    env = make_vec_env(lambda: make_env("lookright/CueGrid-v0"), n_envs=envs, seed=0)
+    return AlignedPPO("GapCnnPolicy", env, attention_loss=loss, n_steps=steps, batch_size=256, n_epochs=4,
+                      seed=0, device=device, policy_kwargs=dict(patch=5))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=11)
+    parser.add_argument("--envs", type=int, default=8)
+    parser.add_argument("--steps", type=int, default=128)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--out", type=Path, default=Path("benchmarks/rl_results.json"))
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+
+    models = {name: build(loss, args.envs, args.steps, args.device) for name, loss in LOSSES.items()}
+    reference = models["vanilla"]
+    total, callback = reference._setup_learn(args.envs * args.steps, callback=None)
+    callback.on_training_start(locals(), globals())
+    start = time.perf_counter()
+    reference.collect_rollouts(reference.env, callback, reference.rollout_buffer, n_rollout_steps=args.steps)
+    rollout_s = time.perf_counter() - start
+    weights = copy.deepcopy(reference.policy.state_dict())
+    for model in models.values():
+        model._setup_learn(args.envs * args.steps, callback=None)
+        model.rollout_buffer = reference.rollout_buffer
+
+    times: dict[str, list[float]] = {name: [] for name in models}
+    order = list(models)
+    for _ in range(args.rounds):
+        random.shuffle(order)
+        for name in order:
+            model = models[name]
+            model.policy.load_state_dict(weights)
+            start = time.perf_counter()
+            model.train()
+            times[name].append(time.perf_counter() - start)
+    median = {name: statistics.median(t) for name, t in times.items()}
+    result = {
+        "machine": f"{platform.processor() or platform.machine()}, {args.threads} thread(s), {args.device}",
+        "rollout": f"{args.envs} envs x {args.steps} steps, 4 epochs of minibatch 256",
+        "rounds": args.rounds, "collect_rollout_s": rollout_s,
+        "update_s": median, "update_ratio_to_vanilla": {n: median[n] / median["vanilla"] for n in median},
+    }
+    args.out.write_text(json.dumps(result, indent=2))
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()
