@@ -26,6 +26,16 @@ def _rl_app() -> typer.Typer:
 
 
 app.add_typer(_rl_app(), name="rl")
+
+
+def _vlm_commands():
+    from lookright.vlm import commands
+
+    return commands
+
+
+app.add_typer(_vlm_commands().vlm_app, name="vlm")
+app.command("teach")(_vlm_commands().teach_cmd)
 console = Console()
 
 DataDir = Annotated[str | None, typer.Option("--data-dir", help="folder holding mnist/ (else $LOOKRIGHT_DATA)")]

@@ -9,6 +9,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from lookright.errors import ConfigError
+from lookright.targets.vlm import VLMSettings
 
 
 class Strict(BaseModel):
@@ -39,9 +40,16 @@ class AttentionConfig(Strict):
 
 
 class TargetConfig(Strict):
-    teacher: str = "mask"
-    source: Literal["mask", "shortcut"] = "mask"
+    teacher: Literal["mask", "vlm"] = "mask"
+    source: Literal["mask", "shortcut"] = "mask"  # which ground-truth mask the mask teacher reads
+    vlm: VLMSettings | None = None  # the VLM teacher's settings (teacher: vlm)
     pipeline: list[dict[str, Any]] = Field(default_factory=lambda: [{"op": "resize", "size": "attention"}])
+
+    @model_validator(mode="after")
+    def _vlm_settings(self) -> TargetConfig:
+        if self.teacher == "vlm" and self.vlm is None:
+            raise ValueError("teacher 'vlm' needs target.vlm (backend, path, method, prompts)")
+        return self
 
 
 class LossConfig(Strict):

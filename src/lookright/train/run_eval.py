@@ -59,8 +59,8 @@ def evaluate_run(run_dir: str | Path, extractor: str | None = None, overrides: l
     pipeline = MaskPipeline(cfg.target.pipeline) if loss_fn is not None else None
     x_probe = model.input_spec.prepare(torch.from_numpy(test_split.x[:2])).to(device)
     grid = attention_grid(model, train_extractor, x_probe) if train_extractor is not None else None
-    va = to_tensors(val_split, model, device, cfg.target.source, pipeline, grid)
-    te = to_tensors(test_split, model, device, cfg.target.source, pipeline, grid)
+    va = to_tensors(val_split, model, device, cfg, pipeline, grid, "val")
+    te = to_tensors(test_split, model, device, cfg, pipeline, grid, "test")
     bs = cfg.train.eval_batch_size
 
     val = evaluate(model, va, train_extractor, loss_fn, cfg)

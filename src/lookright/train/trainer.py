@@ -32,6 +32,7 @@ from lookright.metrics import MetricAccumulator, accuracy, energy_pointing_game,
 from lookright.models import create_model
 from lookright.report.figures import save_run_figures
 from lookright.targets import TEACHERS, MaskPipeline, build_targets
+from lookright.targets.vlm import VLMTeacher, split_masks
 from lookright.train.checkpoint import load_checkpoint, save_atomic
 from lookright.train.config import RunConfig, dump_config
 from lookright.train.progress import progress_bar
@@ -51,6 +52,13 @@ class Tensors:
     target: torch.Tensor | None
     mask: torch.Tensor
     shortcut: torch.Tensor
+    raw: torch.Tensor | None = None  # uint8 images, kept for a teacher run inside the loop
+    teacher: object | None = None  # on-the-fly teacher: targets = pipeline(teacher(raw[idx], idx))
+
+    def targets(self, idx: torch.Tensor, pipeline, grid) -> torch.Tensor:
+        if self.target is not None:
+            return self.target[idx]
+        return pipeline(self.teacher(self.raw[idx], idx), grid)
 
 
 def load_splits(cfg: RunConfig) -> tuple[Split, Split, Split, str]:
@@ -94,15 +102,26 @@ def attention_grid(model: nn.Module, extractor: Extractor, x: torch.Tensor) -> t
     return tuple(maps.shape[-2:])
 
 
-def to_tensors(split: Split, model: nn.Module, device, teacher_source: str, pipeline, grid) -> Tensors:
+def to_tensors(split: Split, model: nn.Module, device, cfg: RunConfig, pipeline, grid, split_name: str = "train",
+               clip=None) -> Tensors:
     x = model.input_spec.prepare(torch.from_numpy(split.x)).to(device)
     mask = torch.from_numpy(split.mask).to(device)
     shortcut = torch.from_numpy(split.shortcut).to(device)
-    target = None
-    if pipeline is not None:
-        teacher = TEACHERS.create("mask", masks=mask if teacher_source == "mask" else shortcut)
-        target = build_targets(teacher, torch.from_numpy(split.x).to(device), pipeline, grid)
-    return Tensors(x=x, y=torch.from_numpy(split.y).to(device), target=target, mask=mask, shortcut=shortcut)
+    data = Tensors(x=x, y=torch.from_numpy(split.y).to(device), target=None, mask=mask, shortcut=shortcut)
+    if pipeline is None:
+        return data
+    raw = torch.from_numpy(split.x).to(device)
+    if cfg.target.teacher == "vlm":
+        teacher = VLMTeacher(cfg.target.vlm, split.y, clip=clip)
+        if cfg.target.vlm.mode == "on-the-fly" and split_name == "train":
+            data.raw, data.teacher = raw, teacher
+            return data
+        masks, _status = split_masks(teacher, split.x, {"benchmark": cfg.data.name, "seed": cfg.seed, "split": split_name})
+        teacher = TEACHERS.create("mask", masks=torch.from_numpy(masks).to(device))
+    else:
+        teacher = TEACHERS.create("mask", masks=mask if cfg.target.source == "mask" else shortcut)
+    data.target = build_targets(teacher, raw, pipeline, grid)
+    return data
 
 
 def alignment_step(model, extractor, loss_fn, x, y, target, target_mode):
@@ -195,8 +214,14 @@ def train(
     pipeline = MaskPipeline(cfg.target.pipeline) if loss_fn is not None else None
     x_probe = model.input_spec.prepare(torch.from_numpy(train_split.x[:2])).to(device)
     grid = attention_grid(model, extractor, x_probe) if extractor is not None else None
-    tr, va, te = (to_tensors(s, model, device, cfg.target.source, pipeline, grid)
-                  for s in (train_split, val_split, test_split))
+    clip = None
+    if pipeline is not None and cfg.target.teacher == "vlm":
+        from lookright.vlm.backends import load_clip
+
+        v = cfg.target.vlm
+        clip = load_clip(v.backend, v.path, v.model_name, v.checkpoint, v.device)
+    tr, va, te = (to_tensors(s, model, device, cfg, pipeline, grid, name, clip)
+                  for s, name in ((train_split, "train"), (val_split, "val"), (test_split, "test")))
 
     epochs, attn_epochs = cfg.train.epochs, cfg.train.attn_epochs
     phase_len = attn_epochs if attn_epochs else epochs
@@ -242,7 +267,8 @@ def train(
                     logits = model(x)
                     align = None
                 else:
-                    logits, align = alignment_step(model, extractor, loss_fn, x, y, tr.target[idx], cfg.attention.target)
+                    logits, align = alignment_step(model, extractor, loss_fn, x, y, tr.targets(idx, pipeline, grid),
+                                                   cfg.attention.target)
                 ce = F.cross_entropy(logits, y)
                 if attention_only:
                     loss = align if cfg.train.phase1_loss == "align" else ce

@@ -1,0 +1,73 @@
+"""From a dense map to a pseudo-mask: upsample, normalise, threshold, (refine), morphology.
+
+``postprocess(maps, size, threshold, pipeline)``:
+
+1. upsample ``(B, g, g)`` bilinearly (``align_corners=False``) to the image size;
+2. min-max normalise each map to ``[0, 1]`` (a constant map becomes all zero);
+3. threshold: a number ``t`` keeps ``map >= t``; ``"otsu"`` picks, per image, the threshold that
+   maximises the between-class variance of a 256-bin histogram (Otsu 1979), batched on the
+   device; ``None`` keeps the soft map;
+4. optional affinity refinement (``refine_steps > 0``): ``m <- normalise(A^T m)`` with ``A`` the
+   row-normalised patch affinity ``softmax(f f^T / tau)`` of the ViT's last-block tokens, applied
+   on the patch grid before upsampling (a random-walk smoothing, as in affinity-based WSSS);
+5. the core's morphology pipeline (:class:`lookright.targets.morphology.MaskPipeline`).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from lookright.errors import ConfigError
+from lookright.losses.base import minmax
+
+
+def otsu_thresholds(maps: torch.Tensor, bins: int = 256) -> torch.Tensor:
+    """Per-image Otsu threshold ``(B,)`` of maps in ``[0, 1]`` (``(B, H, W)``)."""
+    flat = maps.flatten(1).clamp(0, 1)
+    idx = (flat * (bins - 1)).round().long()
+    hist = torch.zeros(flat.shape[0], bins, device=maps.device, dtype=torch.float64)
+    hist.scatter_add_(1, idx, torch.ones_like(idx, dtype=torch.float64))
+    p = hist / hist.sum(dim=1, keepdim=True)
+    levels = torch.arange(bins, device=maps.device, dtype=torch.float64) / (bins - 1)
+    w0 = p.cumsum(dim=1)
+    mu = (p * levels).cumsum(dim=1)
+    mu_total = mu[:, -1:]
+    between = (mu_total * w0 - mu) ** 2 / (w0 * (1 - w0)).clamp_min(1e-12)
+    between[(w0 <= 0) | (w0 >= 1)] = -1
+    k = between.argmax(dim=1)
+    # class 0 is levels <= k: the threshold sits halfway to the next level
+    return ((levels[k] + 0.5 / (bins - 1))).float()
+
+
+def affinity_refine(maps: torch.Tensor, tokens: torch.Tensor, steps: int = 1, tau: float = 0.1) -> torch.Tensor:
+    """``(B, g, g)`` maps, ``(B, g*g, C)`` patch tokens -> maps propagated ``steps`` times."""
+    b, g, _ = maps.shape
+    f = F.normalize(tokens, dim=-1)
+    affinity = ((f @ f.transpose(1, 2)) / tau).softmax(dim=-1)
+    m = maps.reshape(b, -1, 1)
+    for _ in range(steps):
+        m = affinity.transpose(1, 2) @ m
+    return minmax(m.reshape(b, g, g))
+
+
+def postprocess(maps: torch.Tensor, size: tuple[int, int], threshold: float | str | None = "otsu",
+                pipeline=None) -> torch.Tensor:
+    if maps.dim() != 3:
+        raise ConfigError(f"maps must be (B, h, w), got {tuple(maps.shape)}")
+    if not torch.isfinite(maps).all():
+        raise ConfigError("the dense map holds NaN or Inf; check the CLIP weights and the prompts")
+    up = F.interpolate(maps[:, None].float(), size=tuple(size), mode="bilinear", align_corners=False)[:, 0]
+    up = minmax(up)
+    if threshold == "otsu":
+        masks = (up >= otsu_thresholds(up)[:, None, None]).float()
+    elif threshold is None:
+        masks = up
+    elif isinstance(threshold, (int, float)) and 0 <= threshold <= 1:
+        masks = (up >= threshold).float()
+    else:
+        raise ConfigError(f"threshold must be a number in [0, 1], 'otsu' or null, got {threshold!r}")
+    masks = masks * (up.flatten(1).amax(dim=1) > 0).float()[:, None, None]  # a constant map gives an empty mask
+    if pipeline is not None:
+        masks = pipeline(masks, tuple(size))
+    return masks

@@ -1,0 +1,121 @@
+"""Pseudo-mask post-processing, the mask cache and the VLM teacher."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from lookright.errors import ConfigError, DataError
+from lookright.targets.cache import BITS, META, MaskCache
+from lookright.vlm.postprocess import affinity_refine, otsu_thresholds, postprocess
+
+
+def brute_force_otsu(values: np.ndarray, bins: int = 256) -> float:
+    levels = np.round(np.clip(values, 0, 1) * (bins - 1)).astype(int)
+    best, best_k = -1.0, 0
+    for k in range(bins - 1):
+        c0, c1 = levels[levels <= k], levels[levels > k]
+        if len(c0) == 0 or len(c1) == 0:
+            continue
+        w0, w1 = len(c0) / len(levels), len(c1) / len(levels)
+        var = w0 * w1 * (c0.mean() - c1.mean()) ** 2
+        if var > best + 1e-12:
+            best, best_k = var, k
+    return (best_k + 0.5) / (bins - 1)
+
+
+def test_otsu_matches_a_brute_force_search():
+    gen = np.random.default_rng(0)
+    maps = []
+    for i in range(6):
+        lo = gen.normal(0.25, 0.08, 300)
+        hi = gen.normal(0.7 + 0.03 * i, 0.06, 100 + 40 * i)
+        maps.append(np.clip(np.concatenate([lo, hi])[:400], 0, 1).reshape(20, 20))
+    maps = np.stack(maps).astype(np.float32)
+    got = otsu_thresholds(torch.from_numpy(maps)).numpy()
+    want = np.array([brute_force_otsu(m.ravel()) for m in maps])
+    np.testing.assert_allclose(got, want, atol=1e-6)
+    assert ((got > 0.35) & (got < 0.65)).all()
+
+
+def test_postprocess_thresholds_and_errors():
+    maps = torch.zeros(3, 4, 4)
+    maps[0, 1:3, 1:3] = 1.0
+    maps[1] = 0.5  # constant: empty mask
+    maps[2, 0, 0] = 2.0
+    out = postprocess(maps, (8, 8), threshold=0.5)
+    assert out.shape == (3, 8, 8) and out[1].sum() == 0
+    assert out[0, 3:5, 3:5].all() and out[0, 0].sum() == 0
+    otsu = postprocess(maps, (8, 8), threshold="otsu")
+    assert otsu[0, 3:5, 3:5].all() and otsu[1].sum() == 0
+    soft = postprocess(maps, (8, 8), threshold=None)
+    assert 0 <= soft.min() and soft.max() <= 1
+    with pytest.raises(ConfigError, match="NaN"):
+        postprocess(torch.full((1, 4, 4), float("nan")), (8, 8))
+    with pytest.raises(ConfigError, match="threshold must be"):
+        postprocess(maps, (8, 8), threshold=1.5)
+
+
+def test_affinity_refinement_spreads_to_similar_tokens():
+    tokens = torch.zeros(1, 4, 2)
+    tokens[0, :2, 0] = 1.0  # patches 0, 1 alike
+    tokens[0, 2:, 1] = 1.0  # patches 2, 3 alike
+    maps = torch.tensor([[[1.0, 0.0], [0.0, 0.0]]])
+    out = affinity_refine(maps, tokens, steps=1, tau=0.1)
+    assert out[0, 0, 1] > 0.9 and out[0, 1].max() < 0.1
+
+
+def _masks(n=5, seed=0):
+    return (np.random.default_rng(seed).random((n, 28, 28)) > 0.7).astype(np.uint8)
+
+
+def test_cache_hit_miss_corruption_and_staleness(tmp_path):
+    cache = MaskCache(tmp_path)
+    fields = {"teacher": {"method": "maskclip"}, "dataset": {"split": "train", "images": "abc"}}
+    masks = _masks()
+    calls = []
+
+    def build():
+        calls.append(1)
+        return masks
+
+    out = cache.get_or_build(fields, masks.shape, build)
+    assert cache.last_status == "miss" and len(calls) == 1
+    np.testing.assert_array_equal(out, masks)
+    folder = cache.folder(fields)
+    assert (folder / BITS).stat().st_size == 5 * 28 * 4  # 8 masks bits per byte
+    out = cache.get_or_build(fields, masks.shape, build)
+    assert cache.last_status == "hit" and len(calls) == 1
+    np.testing.assert_array_equal(out, masks)
+
+    other = {**fields, "teacher": {"method": "gradcam"}}  # another configuration: its own entry
+    cache.get_or_build(other, masks.shape, build)
+    assert cache.last_status == "miss" and len(calls) == 2
+
+    raw = bytearray((folder / BITS).read_bytes())
+    raw[7] ^= 0xFF
+    (folder / BITS).write_bytes(bytes(raw))
+    out = cache.get_or_build(fields, masks.shape, build)
+    assert cache.last_status == "corrupt" and len(calls) == 3
+    np.testing.assert_array_equal(out, masks)
+    assert cache.get_or_build(fields, masks.shape, build) is not None and cache.last_status == "hit"
+
+    (folder / BITS).write_bytes((folder / BITS).read_bytes()[:-3])  # truncated
+    cache.get_or_build(fields, masks.shape, build)
+    assert cache.last_status == "corrupt"
+
+    meta = json.loads((folder / META).read_text())
+    meta["fields"]["teacher"]["method"] = "surgery"  # written by another configuration
+    (folder / META).write_text(json.dumps(meta))
+    cache.get_or_build(fields, masks.shape, build)
+    assert cache.last_status == "stale" and len(calls) == 5
+
+    (folder / META).write_text("{not json")
+    cache.get_or_build(fields, masks.shape, build)
+    assert cache.last_status == "corrupt"
+
+    with pytest.raises(DataError, match="expected"):
+        MaskCache(tmp_path / "x").get_or_build(fields, (2, 28, 28), build)
