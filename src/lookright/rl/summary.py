@@ -24,17 +24,24 @@ BASE_COLUMNS = [
 
 
 def columns(k: str = "0.1") -> list[tuple[str, tuple, str]]:
+    """Columns; a path may end in ``("-", a, b)``: the difference of two sibling entries."""
     f = ("evaluation", "faithfulness", k)
     return BASE_COLUMNS + [
         (f"Δp top-{k}", (*f, "prob_drop_top"), "{:.3f}"),
         (f"Δp random-{k}", (*f, "prob_drop_random"), "{:.3f}"),
+        ("Δp top - random", (*f, "-", "prob_drop_top", "prob_drop_random"), "{:.3f}"),
         (f"return top-{k}", (*f, "return_top"), "{:.3f}"),
         (f"return random-{k}", (*f, "return_random"), "{:.3f}"),
+        ("return random - top", (*f, "-", "return_random", "return_top"), "{:.3f}"),
         ("train time (s)", ("train_time_s",), "{:.0f}"),
     ]
 
 
 def _get(metrics: dict, path: tuple):
+    if "-" in path:
+        cut = path.index("-")
+        a, b = _get(metrics, (*path[:cut], path[cut + 1])), _get(metrics, (*path[:cut], path[cut + 2]))
+        return None if a is None or b is None else a - b
     node = metrics
     for key in path:
         if not isinstance(node, dict) or key not in node:

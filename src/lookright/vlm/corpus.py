@@ -1,7 +1,7 @@
 """Captioned images for pretraining a small CLIP offline.
 
 * ``mnist``: clean MNIST digits of the **training split only** (white on black, no colour, no
-  decoy), zero-padded to the image size, captioned from :data:`DIGIT_TEMPLATES` ("a handwritten
+  decoy), resized to the image size, captioned from :data:`DIGIT_TEMPLATES` ("a handwritten
   digit seven", ...). The last ``holdout`` training digits are kept out for zero-shot tests.
 * ``shapes``: the synthetic shapes of :mod:`lookright.data.shapes` with their captions.
 * ``mnist-shapes``: both, shuffled together.
@@ -44,12 +44,10 @@ class Captioned:
 
 
 def fit_digits(images: np.ndarray, size: int) -> np.ndarray:
-    """``(N, 28, 28)`` uint8 -> ``(N, 3, size, size)``: zero-padded when ``size >= 28``, else resized."""
+    """``(N, 28, 28)`` uint8 -> ``(N, 3, size, size)``, resized bilinearly as the CLIP backends
+    resize any input (so pretraining and teaching see digits at the same scale)."""
     x = torch.as_tensor(images)[:, None].float()
-    if size >= 28:
-        pad = size - 28
-        x = F.pad(x, (pad // 2, pad - pad // 2, pad // 2, pad - pad // 2))
-    else:
+    if size != 28:
         x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False)
     return x.clamp(0, 255).round().to(torch.uint8).expand(-1, 3, -1, -1).numpy().copy()
 

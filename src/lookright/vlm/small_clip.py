@@ -1,9 +1,8 @@
 """A small CLIP that lookright pretrains itself, in the Hugging Face CLIP classes.
 
 ``build_small_clip`` makes a ``CLIPModel`` (ViT image tower, causal text transformer, the
-usual projections and learnable temperature) sized for 2 CPU cores: by default 32 x 32 images,
-4 x 4 patches (an 8 x 8 token grid), width 128, 4 layers, 4 heads in both towers, joint space
-128. ``pretrain_clip`` trains it with CLIP's symmetric InfoNCE loss on a captioned corpus
+usual projections and learnable temperature) sized for 2 CPU cores: by default 28 x 28 images,
+4 x 4 patches (a 7 x 7 token grid), width 96, 3 layers, 4 heads in both towers, joint space 96. ``pretrain_clip`` trains it with CLIP's symmetric InfoNCE loss on a captioned corpus
 (:mod:`lookright.vlm.corpus`), AdamW with linear warm-up and cosine decay, and writes a folder that
 ``CLIPModel.from_pretrained`` / ``AutoTokenizer.from_pretrained`` (and :func:`load_clip`) read:
 model, tokenizer, image-processor config (mean and std 0.5) and ``pretrain.json`` (corpus, seed,
@@ -30,8 +29,8 @@ from lookright.vlm.tokenizer import BOS, EOS, build_tokenizer
 MEAN = STD = (0.5, 0.5, 0.5)
 
 
-def build_small_clip(tokenizer, image_size: int = 32, patch_size: int = 4, width: int = 128, layers: int = 4,
-                     heads: int = 4, embed_dim: int = 128, max_text: int = 32):
+def build_small_clip(tokenizer, image_size: int = 28, patch_size: int = 4, width: int = 96, layers: int = 3,
+                     heads: int = 4, embed_dim: int = 96, max_text: int = 32):
     from transformers import CLIPConfig, CLIPModel
 
     if image_size % patch_size:
@@ -84,9 +83,9 @@ def held_out_accuracy(model, tokenizer, image_size: int, holdout: int, data_dir=
     return out
 
 
-def pretrain_clip(out: str | Path, corpus: str = "mnist-shapes", epochs: int = 10, batch_size: int = 256,
-                  lr: float = 5e-4, weight_decay: float = 0.1, image_size: int = 32, seed: int = 0,
-                  n_mnist: int | None = None, n_shapes: int = 20000, holdout: int = 5000, data_dir=None,
+def pretrain_clip(out: str | Path, corpus: str = "mnist-shapes", epochs: int = 8, batch_size: int = 256,
+                  lr: float = 1e-3, weight_decay: float = 0.1, image_size: int = 28, seed: int = 0,
+                  n_mnist: int | None = 20000, n_shapes: int = 10000, holdout: int = 5000, data_dir=None,
                   embedded: bool = False, progress: bool = True, **size) -> dict:
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
