@@ -6,6 +6,10 @@
 * ``shapes``: the synthetic shapes of :mod:`lookright.data.shapes` with their captions.
 * ``mnist-shapes``: both, shuffled together.
 
+Every corpus also holds ``empty_fraction`` (default 5%) all-black images captioned from
+:data:`BACKGROUND_CAPTIONS`, so that background prompts ("background", "black", "dark") mean
+something to the text tower.
+
 Nothing here reads the MNIST test split, and nothing draws a shortcut (colour, patch).
 """
 
@@ -29,6 +33,7 @@ DIGIT_TEMPLATES = (
     "a white handwritten {name} on black",
     "a drawing of the number {name}",
 )
+BACKGROUND_CAPTIONS = ("a black background", "an empty dark image", "background", "nothing but black")
 CORPORA = ("mnist", "shapes", "mnist-shapes")
 
 
@@ -73,8 +78,15 @@ def shapes_captioned(n: int, image_size: int, seed: int) -> Captioned:
     return Captioned(data.images, data.captions, ["shapes"] * n, data.labels("shape"))
 
 
+def empty_captioned(n: int, image_size: int, seed: int) -> Captioned:
+    rng = np.random.default_rng(seed + 1)
+    captions = [BACKGROUND_CAPTIONS[int(rng.integers(len(BACKGROUND_CAPTIONS)))] for _ in range(n)]
+    return Captioned(np.zeros((n, 3, image_size, image_size), dtype=np.uint8), captions, ["empty"] * n,
+                     np.full(n, -1, dtype=np.int64))
+
+
 def build_corpus(name: str, image_size: int, seed: int = 0, n_mnist: int | None = None, n_shapes: int = 20000,
-                 holdout: int = 5000, data_dir=None, embedded: bool = False) -> Captioned:
+                 holdout: int = 5000, data_dir=None, embedded: bool = False, empty_fraction: float = 0.05) -> Captioned:
     if name not in CORPORA:
         raise ConfigError(f"unknown corpus {name!r}; choose one of {', '.join(CORPORA)}")
     parts = []
@@ -82,6 +94,9 @@ def build_corpus(name: str, image_size: int, seed: int = 0, n_mnist: int | None 
         parts.append(mnist_captioned(n_mnist, image_size, seed, holdout, data_dir, embedded))
     if name in ("shapes", "mnist-shapes"):
         parts.append(shapes_captioned(n_shapes, image_size, seed))
+    n_empty = int(round(empty_fraction * sum(len(p) for p in parts)))
+    if n_empty:
+        parts.append(empty_captioned(n_empty, image_size, seed))
     images = np.concatenate([p.images for p in parts])
     captions = [c for p in parts for c in p.captions]
     source = [s for p in parts for s in p.source]
