@@ -1,0 +1,95 @@
+"""The VLM teacher inside the core: `lookright teach`, its cache, and training in both modes."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from lookright.cli import app
+from lookright.vlm.small_clip import build_small_clip, save_clip
+from lookright.vlm.tokenizer import build_tokenizer
+
+pytestmark = pytest.mark.integration
+CONFIG = "configs/colormnist-kl-vlm.yaml"
+
+
+@pytest.fixture(scope="module")
+def clip_folder(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("clip")
+    torch.manual_seed(0)
+    tok = build_tokenizer(["a handwritten digit", "background black dark"], folder / "vocab")
+    save_clip(build_small_clip(tok, width=32, layers=1, heads=2, embed_dim=16), tok, folder, 28)
+    return folder
+
+
+def _overrides(clip_folder, cache):
+    return ["data.embedded=true", "data.max_train=300", "data.max_test=200", "train.epochs=2", "train.attn_epochs=1",
+            "train.batch_size=64", f"target.vlm.path={clip_folder}", f"target.vlm.cache_dir={cache}"]
+
+
+def test_teach_fills_the_cache_then_hits_it(clip_folder, tmp_path):
+    runner = CliRunner()
+    args = ["teach", CONFIG, *_overrides(clip_folder, tmp_path / "cache")]
+    first = runner.invoke(app, args)
+    assert first.exit_code == 0, first.output
+    assert first.output.count("cache miss") == 3
+    second = runner.invoke(app, args)
+    assert second.exit_code == 0, second.output
+    assert second.output.count("cache hit") == 3
+    entries = list((tmp_path / "cache").glob("*/meta.json"))
+    assert len(entries) == 3  # train, val, test
+    meta = json.loads(entries[0].read_text())
+    assert meta["fields"]["teacher"]["method"] == "surgery"
+    changed = runner.invoke(app, [*args, "target.vlm.threshold=0.5"])
+    assert changed.output.count("cache miss") == 3  # another post-processing: new entries
+
+
+def test_teach_evaluate_writes_quality_and_figure(clip_folder, tmp_path):
+    out = tmp_path / "quality"
+    result = CliRunner().invoke(app, ["teach", CONFIG, *_overrides(clip_folder, tmp_path / "c"), "--evaluate",
+                                      "--max-images", "50", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    report = json.loads((out / "mask_quality.json").read_text())
+    assert set(report["methods"]) == {"gradcam", "maskclip", "surgery"}
+    for r in report["methods"].values():
+        assert 0 <= r["iou"] <= 1 and 0 <= r["energy_pointing_game"] <= 1 and r["images_per_second"] > 0
+    assert (out / "pseudo_masks.png").stat().st_size > 0
+
+
+def test_teach_rejects_a_config_without_vlm_teacher(tmp_path):
+    result = CliRunner().invoke(app, ["teach", "configs/colormnist-kl.yaml", "data.embedded=true"])
+    assert result.exit_code == 2 and "not 'vlm'" in result.output
+
+
+def test_missing_clip_weights_name_the_option(tmp_path):
+    result = CliRunner().invoke(app, ["teach", CONFIG, "data.embedded=true", f"target.vlm.path={tmp_path / 'none'}"])
+    assert result.exit_code == 2 and "vlm.path" in result.output and "lookright vlm pretrain" in result.output
+
+
+def test_training_from_cache_and_on_the_fly_sees_the_same_targets(clip_folder, tmp_path):
+    from lookright.targets import MaskPipeline
+    from lookright.train import load_config
+    from lookright.train.trainer import build_parts, load_splits, to_tensors, train
+    from lookright.vlm.backends import load_clip
+
+    cached_cfg = load_config(CONFIG, _overrides(clip_folder, tmp_path / "cache"))
+    fly_cfg = load_config(CONFIG, _overrides(clip_folder, tmp_path / "cache") + ["target.vlm.mode=on-the-fly"])
+    model, extractor, _, _ = build_parts(cached_cfg)
+    train_split, _, _, _ = load_splits(cached_cfg)
+    pipeline = MaskPipeline(cached_cfg.target.pipeline)
+    clip = load_clip("hf", path=clip_folder)
+    grid = (7, 7)
+    cached = to_tensors(train_split, model, "cpu", cached_cfg, pipeline, grid, "train", clip)
+    fly = to_tensors(train_split, model, "cpu", fly_cfg, pipeline, grid, "train", clip)
+    assert fly.target is None and fly.teacher is not None
+    idx = torch.arange(0, 64)
+    a, b = cached.targets(idx, pipeline, grid), fly.targets(idx, pipeline, grid)
+    assert a.shape == b.shape == (64, 7, 7)
+    assert (a - b).abs().max() < 1e-4  # same masks whether read from the cache or computed per batch
+
+    for cfg, name in ((cached_cfg, "cached"), (fly_cfg, "fly")):
+        metrics = train(cfg, tmp_path / name, progress=False)
+        assert metrics["shifted_test_acc"] >= 0 and len(metrics["history"]) == 2
