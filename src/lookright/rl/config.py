@@ -5,10 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, field_validator
 
-from lookright.errors import ConfigError
-from lookright.train.config import Strict, merge_trees, parse_overrides, read_tree
+from lookright.train.config import Strict, check_fractions, load_config
 
 
 class EnvConfig(Strict):
@@ -62,9 +61,7 @@ class RLEvalConfig(Strict):
     @field_validator("top_k")
     @classmethod
     def _fractions(cls, v: list[float]) -> list[float]:
-        if not v or any(not 0 < f < 1 for f in v):
-            raise ValueError(f"top_k must be fractions in (0, 1), got {v}")
-        return v
+        return check_fractions(v, include_one=False)
 
 
 class RLConfig(Strict):
@@ -78,10 +75,4 @@ class RLConfig(Strict):
 
 
 def load_rl_config(path: str | Path | None = None, overrides: list[str] | None = None) -> RLConfig:
-    tree = read_tree(Path(path)) if path is not None else {}
-    tree = merge_trees(tree, parse_overrides(overrides or []))
-    try:
-        return RLConfig.model_validate(tree)
-    except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc']) or '(top)'}: {e['msg']}" for e in exc.errors())
-        raise ConfigError(f"invalid RL config {path or 'defaults'}: {problems}") from None
+    return load_config(path, overrides, schema=RLConfig)

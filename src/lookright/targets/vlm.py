@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from pydantic import BaseModel, ConfigDict, Field
 
-from lookright.errors import ConfigError, MaskError
+from lookright.errors import MaskError
 from lookright.targets.cache import MaskCache, digest_array, digest_file
 from lookright.targets.teacher import TEACHERS
 
@@ -125,12 +125,3 @@ def split_masks(teacher: VLMTeacher, images: np.ndarray, dataset: dict, progress
     cache = MaskCache(s.cache_dir)
     masks = cache.get_or_build(fields, (len(images), *images.shape[-2:]), build)
     return masks, cache.last_status
-
-
-def validate_settings(tree: dict | None) -> VLMSettings:
-    if tree is None:
-        raise ConfigError("target.teacher is 'vlm' but target.vlm is not set (backend, path, method, prompts)")
-    try:
-        return VLMSettings.model_validate(tree)
-    except Exception as exc:  # pydantic's message lists every field
-        raise ConfigError(f"invalid target.vlm settings: {exc}") from None

@@ -16,6 +16,13 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+def check_fractions(v: list[float], include_one: bool) -> list[float]:
+    """A non-empty list of numbers in (0, 1] (or (0, 1) without ``include_one``)."""
+    if not v or any(not (0 < f <= 1 if include_one else 0 < f < 1) for f in v):
+        raise ValueError(f"fractions must be a non-empty list of numbers in (0, 1{']' if include_one else ')'}, got {v}")
+    return v
+
+
 class DataConfig(Strict):
     name: str = "colormnist"
     data_dir: str | None = None
@@ -106,9 +113,7 @@ class EvalConfig(Strict):
     @field_validator("removal_fractions", "road_fractions")
     @classmethod
     def _fractions(cls, v: list[float]) -> list[float]:
-        if not v or any(not 0 < f <= 1 for f in v):
-            raise ValueError(f"fractions must be a non-empty list of numbers in (0, 1], got {v}")
-        return v
+        return check_fractions(v, include_one=True)
 
 
 class RunConfig(Strict):
@@ -161,9 +166,10 @@ def merge_trees(base: dict, extra: dict) -> dict:
     return out
 
 
-def build_config(tree: dict, origin: str = "config") -> RunConfig:
+def build_config(tree: dict, origin: str = "config", schema: type[BaseModel] | None = None):
+    """Validate ``tree`` against ``schema`` (default :class:`RunConfig`); errors list every field."""
     try:
-        return RunConfig.model_validate(tree)
+        return (schema or RunConfig).model_validate(tree)
     except ValidationError as exc:
         problems = "; ".join(
             f"{'.'.join(str(p) for p in err['loc']) or '(top)'}: {err['msg']}" for err in exc.errors()
@@ -190,11 +196,12 @@ def read_tree(path: Path, _seen: tuple[Path, ...] = ()) -> dict:
     return tree
 
 
-def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> RunConfig:
-    """Read a YAML config (or start from defaults) and apply ``key=value`` overrides."""
+def load_config(path: str | Path | None = None, overrides: list[str] | None = None,
+                schema: type[BaseModel] | None = None):
+    """Read a YAML config (or start from defaults), apply ``key=value`` overrides, validate."""
     tree = read_tree(Path(path)) if path is not None else {}
     origin = str(path) if path is not None else "defaults"
-    return build_config(merge_trees(tree, parse_overrides(overrides or [])), origin)
+    return build_config(merge_trees(tree, parse_overrides(overrides or [])), origin, schema)
 
 
 def dump_config(cfg: RunConfig) -> str:
