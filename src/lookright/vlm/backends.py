@@ -104,13 +104,18 @@ def _hf_bundle(model, tokenizer, mean, std, name: str) -> ClipBundle:
     vision = model.vision_model
     last = vision.encoder.layers[-1]
 
+    def block(layer, x):
+        out = layer(x, None)
+        return out[0] if isinstance(out, tuple) else out  # transformers < 5 returns a tuple
+
     def tokens(pixels):
-        out = vision(pixel_values=pixels, output_hidden_states=True)
-        return out.hidden_states[-2]
+        x = vision.pre_layrnorm(vision.embeddings(pixels))
+        for layer in vision.encoder.layers[:-1]:
+            x = block(layer, x)
+        return x
 
     def finish(x):
-        out = last(x, None)
-        return out[0] if isinstance(out, tuple) else out  # transformers < 5 returns a tuple
+        return block(last, x)
 
     def value_path(x):
         attn = last.self_attn
@@ -136,7 +141,9 @@ def _hf_bundle(model, tokenizer, mean, std, name: str) -> ClipBundle:
 
 def load_hf_clip(path: str | Path, device: str = "cpu") -> ClipBundle:
     from transformers import AutoTokenizer, CLIPModel
+    from transformers.utils import logging as hf_logging
 
+    hf_logging.disable_progress_bar()
     folder = Path(path).expanduser()
     if not (folder / "config.json").is_file():
         raise DataError(
