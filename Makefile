@@ -6,7 +6,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.lookright-installed
 
-.PHONY: demo test install reproduce reproduce-rl evaluate bench bench-quantus subset clean
+.PHONY: demo test install reproduce reproduce-rl reproduce-vlm evaluate bench bench-quantus subset clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -61,3 +61,20 @@ subset: $(STAMP)
 
 clean:
 	rm -rf $(VENV) runs build *.egg-info
+
+# Visual reliability of the self-pretrained small CLIP: baseline, LoRA, LoRA optimised and the
+# ablation (each technique off alone), 3 seeds each, then the table and Pareto plots.
+# Needs models/small-clip (`lookright vlm pretrain --out models/small-clip`, about 5 minutes).
+VLM_OUT ?= runs/vlm
+VLM_SEEDS ?= 3
+reproduce-vlm: $(STAMP)
+	$(VENV)/bin/lookright vlm eval configs/vlm/shapes-baseline.yaml --seeds $(VLM_SEEDS) --jobs $(JOBS) out_dir=$(VLM_OUT)
+	$(VENV)/bin/lookright vlm tune configs/vlm/shapes-lora.yaml --seeds $(VLM_SEEDS) --jobs $(JOBS) out_dir=$(VLM_OUT)
+	$(VENV)/bin/lookright vlm tune configs/vlm/shapes-lora-optimised.yaml --seeds $(VLM_SEEDS) --jobs $(JOBS) out_dir=$(VLM_OUT)
+	for ab in "tune.hard_negatives=false name=no-hard-negatives" "tune.label_smoothing=0 name=no-label-smoothing" \
+	          "tune.layerwise_lr_decay=1 name=no-layerwise-lr" "tune.cosine_restarts=false name=no-cosine-restarts" \
+	          "tune.curriculum=false name=no-curriculum" "tune.augmentation=false name=no-augmentation" \
+	          "tune.conflict_share=0 tune.hard_negatives=false name=no-conflicting-text"; do \
+	  $(VENV)/bin/lookright vlm tune configs/vlm/shapes-lora-optimised.yaml --seeds $(VLM_SEEDS) --jobs $(JOBS) \
+	    out_dir=$(VLM_OUT) $$ab || exit 1; done
+	$(VENV)/bin/lookright vlm summarize $(VLM_OUT) --out $(VLM_OUT)/results.md

@@ -12,7 +12,8 @@ from rich.table import Table
 
 from lookright.errors import LookrightError
 
-vlm_app = typer.Typer(help="Vision-language models: pretrain a small CLIP offline.", no_args_is_help=True)
+vlm_app = typer.Typer(help="Vision-language models: pretrain a small CLIP offline; text-reliability evaluation "
+                        "and LoRA tuning.", no_args_is_help=True)
 console = Console()
 
 
@@ -96,3 +97,77 @@ def teach_cmd(
     console.print(table)
     console.print(f"written: {folder / 'mask_quality.json'}, {folder / 'pseudo_masks.png'}")
 
+
+
+def _reliability_table(results: list[dict]) -> Table:
+    table = Table(title="visual reliability (classification | matching protocol)")
+    for col in ("config", "seed", "normal acc.", "avg Drop", "TDI", "matching acc.", "matching Drop", "time"):
+        table.add_column(col)
+    for m in results:
+        c, mt = m["results"]["classification"], m["results"]["matching"]
+        table.add_row(m["name"], str(m["seed"]), f"{c['normal_accuracy']:.1f}", f"{c['drop_average']:.1f}",
+                      f"{c['tdi_average']:.3f}", f"{mt['normal_accuracy']:.1f}", f"{mt['drop_average']:.1f}",
+                      f"{m['wall_time_s']:.0f}s")
+    return table
+
+
+def _reliability(config: Path | None, overrides: list[str] | None, seeds: int, first_seed: int, jobs: int,
+                 force_frozen: bool, run: Path | None = None) -> None:
+    from lookright.train.progress import progress_bar
+    from lookright.vlm.reliability.config import load_reliability_config
+    from lookright.vlm.reliability.run import run_reliability, run_seeds
+
+    try:
+        cfg = load_reliability_config(config, list(overrides or []) + (["tune.method=frozen"] if force_frozen else []))
+        if run is not None:
+            results = [run_reliability(cfg, progress=True, run_dir=Path(cfg.out_dir) / cfg.name / f"seed{cfg.seed}",
+                                       from_run=run)]
+        elif seeds == 1 and jobs == 1:
+            results = [run_reliability(cfg.model_copy(update={"seed": first_seed}))]
+        else:
+            with progress_bar(True) as bar:
+                task = bar.add_task(f"{cfg.name}: {seeds} seeds", total=seeds)
+                results = run_seeds(cfg, seeds, first_seed, jobs, on_done=lambda _m: bar.advance(task))
+    except LookrightError as exc:
+        _fail(exc)
+    console.print(_reliability_table(results))
+    console.print(f"run folders under {Path(cfg.out_dir) / cfg.name}")
+
+
+SEEDS = Annotated[int, typer.Option(min=1, help="seeds FIRST_SEED..FIRST_SEED+N-1")]
+FIRST = Annotated[int, typer.Option(help="first seed")]
+JOBS = Annotated[int, typer.Option(min=1, help="parallel processes (one thread each)")]
+CONFIG = Annotated[Path | None, typer.Argument(help="reliability config YAML (configs/vlm/)")]
+OVERRIDES = Annotated[list[str] | None, typer.Argument(help="key=value overrides")]
+
+
+@vlm_app.command("eval")
+def eval_cmd(config: CONFIG = None, overrides: OVERRIDES = None, seeds: SEEDS = 1, first_seed: FIRST = 0,
+             jobs: JOBS = 1,
+             run: Annotated[Path | None, typer.Option(help="evaluate the tuned model of this run folder")] = None) -> None:
+    """Conflicting-text evaluation of a CLIP as it is (frozen; the classification head is trained on
+    consistent captions), or of a tuned run (--run)."""
+    _reliability(config, overrides, seeds, first_seed, jobs, force_frozen=run is None, run=run)
+
+
+@vlm_app.command("tune")
+def tune_cmd(config: CONFIG = None, overrides: OVERRIDES = None, seeds: SEEDS = 1, first_seed: FIRST = 0,
+             jobs: JOBS = 1) -> None:
+    """LoRA (or full) tuning with the configured optimisation suite, then the conflicting-text evaluation."""
+    _reliability(config, overrides, seeds, first_seed, jobs, force_frozen=False)
+
+
+@vlm_app.command("summarize")
+def summarize_cmd(root: Annotated[Path, typer.Argument(help="folder holding <name>/seed<k>/ run folders")],
+                  out: Annotated[Path | None, typer.Option(help="Markdown table (figures and summary.json beside it)")] = None,
+                  baseline: Annotated[str, typer.Option(help="configuration name the others are compared with")] = "baseline",
+                  ) -> None:
+    """Mean ± std over seeds, relative Drop reduction, t-test and McNemar vs the baseline, Pareto plots."""
+    from lookright.vlm.reliability.summary import markdown, summarize
+
+    try:
+        table = summarize(root, baseline, out or root / "results.md")
+    except LookrightError as exc:
+        _fail(exc)
+    console.print(markdown(table, baseline))
+    console.print(f"written: {out or root / 'results.md'} and pareto_*.png beside it")

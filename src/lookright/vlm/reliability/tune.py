@@ -193,7 +193,7 @@ def tune(clip: ClipBundle, train: ReliabilitySet, cfg: ReliabilityConfig, progre
                     sched.step()
                 sums["loss"] += loss.item()
                 sums["head"] += head_loss.item()
-                sums["contrastive"] += float(con)
+                sums["contrastive"] += con.item()
                 sums["share"] += share
                 bar.advance(task)
             history.append({"epoch": epoch + 1, **{k: v / steps_per_epoch for k, v in sums.items()},
