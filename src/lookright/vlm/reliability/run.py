@@ -123,14 +123,15 @@ def run_reliability(cfg: ReliabilityConfig, progress: bool = True, run_dir: str 
     start = time.perf_counter()
     run_dir = Path(run_dir or Path(cfg.out_dir) / cfg.name / f"seed{cfg.seed}")
     run_dir.mkdir(parents=True, exist_ok=True)
+    method = cfg.tune.method
     if from_run is not None:
-        _, clip, head = load_tuned(from_run)
-        tuned = Tuned(clip, head)
+        run_cfg, clip, head = load_tuned(from_run)
+        tuned, method = Tuned(clip, head), run_cfg.tune.method
     else:
         clip = load_model(cfg)
     train, test = build_splits(cfg, clip)
     encoder = ClipEncoder(clip)
-    before = embeddings_for_tsne(encoder, test) if cfg.figures and cfg.tune.method != "frozen" and from_run is None else None
+    before = embeddings_for_tsne(encoder, test) if cfg.figures and method != "frozen" and from_run is None else None
     baseline_alignment = None
     n_att = min(cfg.eval.attention_images, len(test))
     masks = torch.as_tensor(test.data.masks[:n_att])
@@ -142,7 +143,7 @@ def run_reliability(cfg: ReliabilityConfig, progress: bool = True, run_dir: str 
     summary, raw = evaluate(encoder, tuned.head, test, cfg)
     alignment = attention_alignment(encoder, test.pixels[:n_att], test.captions[:n_att], masks)
     metrics = {
-        "name": cfg.name, "seed": cfg.seed, "method": cfg.tune.method, "commit": git_commit(),
+        "name": cfg.name, "seed": cfg.seed, "method": method, "commit": git_commit(),
         "versions": versions(), "device": device_name(clip.device), "model": clip.name,
         "trainable_parameters": tuned.trainable, "history": tuned.history, "results": summary,
         "attention": {"after": alignment["energy_pointing_game"],

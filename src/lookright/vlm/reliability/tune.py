@@ -28,6 +28,7 @@ from __future__ import annotations
 import math
 import re
 import time
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -64,7 +65,9 @@ def attach_lora(clip: ClipBundle, tune: TuneConfig):
     if missing:
         raise ConfigError(f"LoRA targets {missing} are not modules of this CLIP; e.g. q_proj, k_proj, v_proj, out_proj")
     config = LoraConfig(r=tune.rank, lora_alpha=tune.alpha, lora_dropout=tune.dropout, target_modules=list(tune.targets))
-    return get_peft_model(clip.model, config)  # injects into clip.model; the bundle keeps working
+    with warnings.catch_warnings():  # transformers' deprecation notice about gradient checkpointing, raised by peft
+        warnings.simplefilter("ignore", FutureWarning)
+        return get_peft_model(clip.model, config)  # injects into clip.model; the bundle keeps working
 
 
 def block_index(name: str) -> int | None:
