@@ -71,7 +71,53 @@ def summarize(root: str | Path, baseline: str = "baseline", out: str | Path | No
         for protocol, rows in table.items():
             pareto_figure(rows, out.parent / f"pareto_{protocol}.png", protocol)
         (out.parent / "summary.json").write_text(json.dumps(table, indent=2, default=float))
+        write_page(table, runs, Path(root), out.parent / "index.html", baseline)
     return table
+
+
+def _rows_html(rows: list[dict], baseline: str) -> tuple[list[str], list[list[str]]]:
+    strategies = list(rows[0]["drop_per_strategy"])
+    head = ["config", "seeds", "normal acc. (%)", *(f"Drop {s}" for s in strategies), "avg Drop", "TDI",
+            f"rel. reduction vs {baseline}", "t-test p", "McNemar p"]
+    body = []
+    for r in rows:
+        body.append([r["name"], str(r["n"]), _fmt(r["normal"]), *(_fmt(r["drop_per_strategy"][s]) for s in strategies),
+                     _fmt(r["drop"]), _fmt(r["tdi"], 3),
+                     f"{100 * r['relative_drop_reduction']:.1f}%" if "relative_drop_reduction" in r else "-",
+                     f"{r['t_test_p']:.2g}" if "t_test_p" in r else "-",
+                     f"{r['mcnemar']['p']:.2g}" if "mcnemar" in r else "-"])
+    return head, body
+
+
+def write_page(table: dict, runs: dict, root: Path, path: Path, baseline: str) -> None:
+    """Self-contained HTML page: both protocols' tables, the Pareto plots, and each configuration's
+    attention and t-SNE figures of its first seed (images embedded)."""
+    import base64
+    import html
+
+    from lookright.report.page import CSS, _html_table
+
+    def img(file: Path, caption: str) -> str:
+        data = base64.b64encode(file.read_bytes()).decode()
+        return (f'<figure><img alt="{html.escape(caption)}" src="data:image/png;base64,{data}">'
+                f"<figcaption>{html.escape(caption)}</figcaption></figure>")
+
+    body = ["<h1>lookright: visual reliability under conflicting text</h1>",
+            "<p>Mean ± std over seeds. Drop = normal - attacked accuracy (points); TDI = share of attacked cases "
+            f"that follow the conflicting text. Tests against {html.escape(baseline)}: paired t-test over seeds on "
+            "the average Drop, exact McNemar on pooled paired attacked cases.</p>"]
+    for protocol, rows in table.items():
+        body += [f"<h2>{protocol} protocol</h2>", _html_table(protocol, *_rows_html(rows, baseline))]
+        pareto = path.parent / f"pareto_{protocol}.png"
+        if pareto.is_file():
+            body.append(img(pareto, f"normal accuracy against average Drop ({protocol})"))
+    for name, seeds in runs.items():
+        first = root / name / f"seed{min(seeds)}" / "figures"
+        for fig, caption in (("attention.png", "attention maps"), ("tsne.png", "t-SNE of image and caption embeddings")):
+            if (first / fig).is_file():
+                body.append(img(first / fig, f"{name}, seed {min(seeds)}: {caption}"))
+    path.write_text(f"<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>visual reliability"
+                    f"</title><style>{CSS}</style></head><body>{''.join(body)}</body></html>")
 
 
 def _ms(values) -> tuple[float, float]:
@@ -84,19 +130,9 @@ def _fmt(ms: tuple[float, float], digits: int = 1) -> str:
 
 
 def markdown(table: dict, baseline: str = "baseline") -> str:
+    from lookright.report.page import _markdown_table
+
     lines = []
     for protocol, rows in table.items():
-        strategies = list(rows[0]["drop_per_strategy"])
-        lines += [f"### {protocol} protocol", "",
-                  "| config | seeds | normal acc. (%) | " + " | ".join(f"Drop {s}" for s in strategies)
-                  + " | avg Drop | TDI | rel. reduction vs " + baseline + " | t-test p | McNemar p |",
-                  "|---" * (8 + len(strategies)) + "|"]
-        for r in rows:
-            red = f"{100 * r['relative_drop_reduction']:.1f}%" if "relative_drop_reduction" in r else "-"
-            tp = f"{r['t_test_p']:.2g}" if "t_test_p" in r else "-"
-            mp = f"{r['mcnemar']['p']:.2g}" if "mcnemar" in r else "-"
-            lines.append(f"| {r['name']} | {r['n']} | {_fmt(r['normal'])} | "
-                         + " | ".join(_fmt(r["drop_per_strategy"][s]) for s in strategies)
-                         + f" | {_fmt(r['drop'])} | {_fmt(r['tdi'], 3)} | {red} | {tp} | {mp} |")
-        lines.append("")
+        lines += [f"### {protocol} protocol", "", _markdown_table(*_rows_html(rows, baseline)), ""]
     return "\n".join(lines)
