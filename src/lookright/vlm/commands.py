@@ -170,4 +170,4 @@ def summarize_cmd(root: Annotated[Path, typer.Argument(help="folder holding <nam
     except LookrightError as exc:
         _fail(exc)
     console.print(markdown(table, baseline))
-    console.print(f"written: {out or root / "results.md"}, index.html and pareto_*.png beside it")
+    console.print(f"written: {out or root / 'results.md'}, index.html and pareto_*.png beside it")
