@@ -196,10 +196,10 @@ def test_summarize_and_cli(tiny_clip, tmp_path):
     summary = json.loads((tmp_path / "summary.json").read_text())
     rows = {row["name"]: row for row in summary["classification"]}
     assert rows["lora"]["n"] == 2 and "mcnemar" in rows["lora"] and "relative_drop_reduction" in rows["lora"]
-    assert (tmp_path / "results.md").read_text().count("| baseline |") == 2
+    assert (tmp_path / "results.md").read_text().count("| baseline |") == 3  # two protocols + attention
     assert (tmp_path / "pareto_classification.png").is_file()
     page = (tmp_path / "index.html").read_text()
-    assert page.count("<table") == 2 and "data:image/png;base64" in page
+    assert page.count("<table") == 3 and "data:image/png;base64" in page
     # missing weights, unknown strategy, empty folder: clear errors, exit code 2
     r = runner.invoke(app, ["vlm", "eval", baseline, "model.path=/nonexistent/clip", f"out_dir={tmp_path}/x"])
     assert r.exit_code == 2 and "config.json missing" in r.output and "lookright vlm pretrain" in r.output

@@ -64,12 +64,17 @@ def summarize(root: str | Path, baseline: str = "baseline", out: str | Path | No
                     row["mcnemar"] = mcnemar(a, b)
             rows.append(row)
         table[protocol] = rows
+    table["attention"] = [{"name": name, "n": len(seeds), **{
+        f"{kind}_{when}": _ms([seeds[s]["attention"][when][kind] for s in seeds if seeds[s]["attention"][when]])
+        for when in ("before", "after") for kind in ("gradcam", "rollout")
+        if all(seeds[s]["attention"][when] and kind in seeds[s]["attention"][when] for s in seeds)}}
+        for name, seeds in runs.items()]
     if out is not None:
         out = Path(out)
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(markdown(table, baseline))
-        for protocol, rows in table.items():
-            pareto_figure(rows, out.parent / f"pareto_{protocol}.png", protocol)
+        for protocol in PROTOCOLS:
+            pareto_figure(table[protocol], out.parent / f"pareto_{protocol}.png", protocol)
         (out.parent / "summary.json").write_text(json.dumps(table, indent=2, default=float))
         write_page(table, runs, Path(root), out.parent / "index.html", baseline)
     return table
@@ -106,11 +111,13 @@ def write_page(table: dict, runs: dict, root: Path, path: Path, baseline: str) -
             "<p>Mean ± std over seeds. Drop = normal - attacked accuracy (points); TDI = share of attacked cases "
             f"that follow the conflicting text. Tests against {html.escape(baseline)}: paired t-test over seeds on "
             "the average Drop, exact McNemar on pooled paired attacked cases.</p>"]
-    for protocol, rows in table.items():
-        body += [f"<h2>{protocol} protocol</h2>", _html_table(protocol, *_rows_html(rows, baseline))]
+    for protocol in PROTOCOLS:
+        body += [f"<h2>{protocol} protocol</h2>", _html_table(protocol, *_rows_html(table[protocol], baseline))]
         pareto = path.parent / f"pareto_{protocol}.png"
         if pareto.is_file():
             body.append(img(pareto, f"normal accuracy against average Drop ({protocol})"))
+    body += ["<h2>attention of the image tower (energy pointing game against the shape masks)</h2>",
+             _html_table("attention", *_attention_rows(table["attention"]))]
     for name, seeds in runs.items():
         first = root / name / f"seed{min(seeds)}" / "figures"
         for fig, caption in (("attention.png", "attention maps"), ("tsne.png", "t-SNE of image and caption embeddings")):
@@ -133,6 +140,14 @@ def markdown(table: dict, baseline: str = "baseline") -> str:
     from lookright.report.page import _markdown_table
 
     lines = []
-    for protocol, rows in table.items():
-        lines += [f"### {protocol} protocol", "", _markdown_table(*_rows_html(rows, baseline)), ""]
+    for protocol in PROTOCOLS:
+        lines += [f"### {protocol} protocol", "", _markdown_table(*_rows_html(table[protocol], baseline)), ""]
+    lines += ["### attention of the image tower: energy pointing game against the shape masks", "",
+              _markdown_table(*_attention_rows(table["attention"])), ""]
     return "\n".join(lines)
+
+
+def _attention_rows(rows: list[dict]) -> tuple[list[str], list[list[str]]]:
+    keys = ("gradcam_before", "gradcam_after", "rollout_before", "rollout_after")
+    head = ["config", "seeds", *(k.replace("_", " (") + ")" for k in keys)]
+    return head, [[r["name"], str(r["n"]), *(_fmt(r[k], 3) if k in r else "-" for k in keys)] for r in rows]
