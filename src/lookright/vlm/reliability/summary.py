@@ -90,7 +90,7 @@ def _rows_html(rows: list[dict], baseline: str) -> tuple[list[str], list[list[st
                      _fmt(r["drop"]), _fmt(r["tdi"], 3),
                      f"{100 * r['relative_drop_reduction']:.1f}%" if "relative_drop_reduction" in r else "-",
                      f"{r['t_test_p']:.2g}" if "t_test_p" in r else "-",
-                     f"{r['mcnemar']['p']:.2g}" if "mcnemar" in r else "-"])
+                     _p(r["mcnemar"]["p"]) if "mcnemar" in r else "-"])
     return head, body
 
 
@@ -125,6 +125,10 @@ def write_page(table: dict, runs: dict, root: Path, path: Path, baseline: str) -
                 body.append(img(first / fig, f"{name}, seed {min(seeds)}: {caption}"))
     path.write_text(f"<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>visual reliability"
                     f"</title><style>{CSS}</style></head><body>{''.join(body)}</body></html>")
+
+
+def _p(p: float) -> str:
+    return "< 1e-300" if p == 0 else f"{p:.2g}"  # an exact binomial p below the smallest double
 
 
 def _ms(values) -> tuple[float, float]:
