@@ -59,12 +59,14 @@ def bundle(which: str):
 
     from lookright.data.shapes import ShapesConfig, generate_shapes
     from lookright.vlm.reliability.conflicts import UNRELATED
-    from lookright.vlm.tokenizer import build_tokenizer
+    from lookright.vlm.tokenizer import BOS, EOS, build_tokenizer
 
     tok = build_tokenizer(generate_shapes(300, 0, ShapesConfig(image_size=32)).captions + list(UNRELATED),
                           tempfile.mkdtemp())
+    bos, eos = tok.convert_tokens_to_ids([BOS, EOS])
     cfg = CLIPConfig(text_config=dict(vocab_size=len(tok), hidden_size=512, intermediate_size=2048, num_hidden_layers=12,
-                                      num_attention_heads=8, max_position_embeddings=77),
+                                      num_attention_heads=8, max_position_embeddings=77, bos_token_id=bos,
+                                      eos_token_id=eos, pad_token_id=eos),
                      vision_config=dict(image_size=224, patch_size=32, hidden_size=768, intermediate_size=3072,
                                         num_hidden_layers=12, num_attention_heads=12), projection_dim=512)
     torch.manual_seed(0)
