@@ -28,7 +28,7 @@ from lookright.vlm.reliability.encoder import ClipEncoder
 from lookright.vlm.reliability.head import AttributeHead
 from lookright.vlm.reliability.pairs import ReliabilitySet, build_set
 from lookright.vlm.reliability.protocols import classification, matching, summarise
-from lookright.vlm.reliability.tune import Tuned, attach_lora, tune
+from lookright.vlm.reliability.tune import Tuned, quiet_peft, tune
 
 PROTOCOLS = ("matching", "classification")
 
@@ -96,7 +96,8 @@ def load_tuned(run_dir: str | Path, cfg: ReliabilityConfig | None = None) -> tup
 
         if not (run_dir / "adapter").is_dir():
             raise DataError(f"{run_dir}/adapter is missing: the LoRA weights of this run are gone")
-        PeftModel.from_pretrained(clip.model, run_dir / "adapter")  # injects the adapter into clip.model
+        with quiet_peft():
+            PeftModel.from_pretrained(clip.model, run_dir / "adapter")  # injects the adapter into clip.model
     elif cfg.tune.method == "full":
         clip.model.load_state_dict(torch.load(run_dir / "clip.pt", map_location=clip.device))
     clip.model.eval()

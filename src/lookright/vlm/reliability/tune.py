@@ -26,6 +26,7 @@ One loop, read top to bottom. Each step on a batch of training images ``i`` with
 from __future__ import annotations
 
 import math
+from contextlib import contextmanager
 import re
 import time
 import warnings
@@ -65,9 +66,16 @@ def attach_lora(clip: ClipBundle, tune: TuneConfig):
     if missing:
         raise ConfigError(f"LoRA targets {missing} are not modules of this CLIP; e.g. q_proj, k_proj, v_proj, out_proj")
     config = LoraConfig(r=tune.rank, lora_alpha=tune.alpha, lora_dropout=tune.dropout, target_modules=list(tune.targets))
-    with warnings.catch_warnings():  # transformers' deprecation notice about gradient checkpointing, raised by peft
-        warnings.simplefilter("ignore", FutureWarning)
+    with quiet_peft():
         return get_peft_model(clip.model, config)  # injects into clip.model; the bundle keeps working
+
+
+@contextmanager
+def quiet_peft():
+    """Silence transformers' deprecation notice about gradient checkpointing, which peft triggers."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        yield
 
 
 def block_index(name: str) -> int | None:
