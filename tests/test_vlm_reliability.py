@@ -205,5 +205,38 @@ def test_summarize_and_cli(tiny_clip, tmp_path):
     assert r.exit_code == 2 and "config.json missing" in r.output and "lookright vlm pretrain" in r.output
     r = runner.invoke(app, ["vlm", "eval", baseline, *common, "eval.strategies=[texture_swap]"])
     assert r.exit_code == 2 and "unknown strategies" in r.output
+    r = runner.invoke(app, ["vlm", "eval", baseline, "--run", str(tmp_path / "lora" / "seed1"), "--seeds", "2"])
+    assert r.exit_code == 2 and "--run evaluates one tuned model" in r.output
     r = runner.invoke(app, ["vlm", "summarize", str(tmp_path / "empty")])
     assert r.exit_code == 2 and "no reliability runs" in r.output
+
+
+def test_open_clip_is_evaluated_and_fully_tuned(tmp_path):
+    open_clip = pytest.importorskip("open_clip")
+    from lookright.vlm.reliability.run import run_reliability
+
+    cfg = {"embed_dim": 16, "vision_cfg": {"image_size": 16, "layers": 2, "width": 32, "patch_size": 4, "head_width": 16},
+           "text_cfg": {"context_length": 77, "vocab_size": 49408, "width": 32, "heads": 2, "layers": 2}}
+    (tmp_path / "lookright-rel-tiny.json").write_text(json.dumps(cfg))
+    open_clip.add_model_config(tmp_path)
+    torch.manual_seed(0)
+    torch.save(open_clip.create_model("lookright-rel-tiny").state_dict(), tmp_path / "tiny.pt")
+    common = ["model.backend=open_clip", "model.path=null", "model.model_name=lookright-rel-tiny",
+              f"model.checkpoint={tmp_path / 'tiny.pt'}", f"out_dir={tmp_path}", "data.image_size=16", "data.n_train=64",
+              "data.n_test=32", "tune.epochs=1", "tune.batch_size=32", "eval.attention_images=4"]
+    m = run_reliability(load_reliability_config(None, common + ["tune.method=full", "name=full"]), progress=False)
+    assert m["trainable_parameters"]["clip"] == m["trainable_parameters"]["clip_total"] > 0
+    assert set(m["attention"]["after"]) == {"gradcam", "uniform"}  # rollout is for Hugging Face models
+    assert (tmp_path / "full" / "seed0" / "clip.pt").is_file()
+    with pytest.raises(ConfigError, match="LoRA tuning supports the hf backend"):
+        load_reliability_config(None, common + ["tune.method=lora"])
+
+
+def test_every_shipped_reliability_config_validates():
+    names = sorted(p.name for p in CONFIGS.glob("*.yaml"))
+    assert "shapes-lora-optimised.yaml" in names and "vitb32-lora-optimised.yaml" in names
+    for path in CONFIGS.glob("*.yaml"):
+        cfg = load_reliability_config(path)
+        assert cfg.model.backend == "hf" and cfg.eval.strategies
+    opt = load_reliability_config(CONFIGS / "shapes-lora-optimised.yaml")
+    assert opt.tune.method == "lora" and opt.tune.hard_negatives and opt.tune.curriculum and opt.tune.augmentation

@@ -120,6 +120,8 @@ def _reliability(config: Path | None, overrides: list[str] | None, seeds: int, f
     try:
         cfg = load_reliability_config(config, list(overrides or []) + (["tune.method=frozen"] if force_frozen else []))
         if run is not None:
+            if seeds > 1:
+                raise LookrightError("--run evaluates one tuned model: drop --seeds, or pass seed=K for another test split")
             results = [run_reliability(cfg, progress=True, run_dir=Path(cfg.out_dir) / cfg.name / f"seed{cfg.seed}",
                                        from_run=run)]
         elif seeds == 1 and jobs == 1:

@@ -16,7 +16,7 @@ def attention_figure(ds, after: dict, before: dict | None, path: Path, title: st
     columns = [("after", k, v) for k, v in after.items()]
     if before:
         columns = [("before", k, v) for k, v in before.items()] + columns
-    n = min(n, len(ds))
+    n = min(n, len(ds), *(len(maps) for _, _, maps in columns))
     fig, axes = plt.subplots(n, 2 + len(columns), figsize=(1.6 * (2 + len(columns)), 1.6 * n), squeeze=False)
     for i in range(n):
         axes[i, 0].imshow(ds.pixels[i].permute(1, 2, 0).numpy())
