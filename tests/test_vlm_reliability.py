@@ -184,13 +184,18 @@ def test_summarize_and_cli(tiny_clip, tmp_path):
     assert r.exit_code == 0, r.output
     r = runner.invoke(app, ["vlm", "tune", lora, "--seeds", "2", *common, "tune.conflict_share=1"])
     assert r.exit_code == 0, r.output
-    r = runner.invoke(app, ["vlm", "eval", baseline, *common, "--run", str(tmp_path / "lora" / "seed1"), "seed=1",
-                            f"out_dir={tmp_path}/again", "name=reeval"])
+    r = runner.invoke(app, ["vlm", "eval", baseline, *common, "--run", str(tmp_path / "lora" / "seed1"), "seed=1"])
     assert r.exit_code == 0, r.output
-    again = np.load(tmp_path / "again" / "reeval" / "seed1" / "predictions.npz")
+    again = np.load(tmp_path / "lora" / "seed1" / "eval" / "seed1" / "predictions.npz")
     saved = np.load(tmp_path / "lora" / "seed1" / "predictions.npz")
     assert all(np.array_equal(again[k], saved[k]) for k in saved.files)
-    assert json.loads((tmp_path / "again" / "reeval" / "seed1" / "metrics.json").read_text())["method"] == "lora"
+    assert json.loads((tmp_path / "lora" / "seed1" / "eval" / "seed1" / "metrics.json").read_text())["method"] == "lora"
+    # a finished run is read back, not overwritten; a tuning config is refused by `eval`
+    before = (tmp_path / "baseline" / "seed1" / "metrics.json").read_text()
+    r = runner.invoke(app, ["vlm", "eval", baseline, *common, "seed=1", "tune.epochs=3"])
+    assert r.exit_code == 0 and (tmp_path / "baseline" / "seed1" / "metrics.json").read_text() == before
+    r = runner.invoke(app, ["vlm", "eval", lora, *common])
+    assert r.exit_code == 2 and "lookright vlm tune" in r.output
     r = runner.invoke(app, ["vlm", "summarize", str(tmp_path)])
     assert r.exit_code == 0, r.output
     summary = json.loads((tmp_path / "summary.json").read_text())

@@ -111,52 +111,60 @@ def _reliability_table(results: list[dict]) -> Table:
     return table
 
 
-def _reliability(config: Path | None, overrides: list[str] | None, seeds: int, first_seed: int, jobs: int,
-                 force_frozen: bool, run: Path | None = None) -> None:
+def _reliability(config: Path | None, overrides: list[str] | None, seeds: int, first_seed: int | None, jobs: int,
+                 frozen_only: bool, run: Path | None = None) -> None:
+    """Shared body of ``vlm eval`` and ``vlm tune``. Finished run folders (with ``metrics.json``) are
+    read back, never overwritten; ``--run`` results go to ``RUN/eval/seed<k>/``."""
     from lookright.train.progress import progress_bar
     from lookright.vlm.reliability.config import load_reliability_config
-    from lookright.vlm.reliability.run import run_reliability, run_seeds
+    from lookright.vlm.reliability.run import _run_one, run_reliability, run_seeds
 
     try:
-        cfg = load_reliability_config(config, list(overrides or []) + (["tune.method=frozen"] if force_frozen else []))
+        cfg = load_reliability_config(config, list(overrides or []))
+        if frozen_only and run is None and cfg.tune.method != "frozen":
+            raise LookrightError(f"this config tunes the CLIP (tune.method={cfg.tune.method}): run it with "
+                                 "`lookright vlm tune`, or evaluate a tuned run with `lookright vlm eval --run DIR`")
+        start = cfg.seed if first_seed is None else first_seed
         if run is not None:
             if seeds > 1:
                 raise LookrightError("--run evaluates one tuned model: drop --seeds, or pass seed=K for another test split")
-            results = [run_reliability(cfg, progress=True, run_dir=Path(cfg.out_dir) / cfg.name / f"seed{cfg.seed}",
-                                       from_run=run)]
+            cfg = cfg.model_copy(update={"seed": start})
+            results = [run_reliability(cfg, progress=True, run_dir=Path(run) / "eval" / f"seed{start}", from_run=run)]
         elif seeds == 1 and jobs == 1:
-            results = [run_reliability(cfg.model_copy(update={"seed": first_seed}))]
+            results = [_run_one((cfg.model_copy(update={"seed": start}), True, True))]
         else:
             with progress_bar(True) as bar:
                 task = bar.add_task(f"{cfg.name}: {seeds} seeds", total=seeds)
-                results = run_seeds(cfg, seeds, first_seed, jobs, on_done=lambda _m: bar.advance(task))
+                results = run_seeds(cfg, seeds, start, jobs, on_done=lambda _m: bar.advance(task))
     except LookrightError as exc:
         _fail(exc)
     console.print(_reliability_table(results))
-    console.print(f"run folders under {Path(cfg.out_dir) / cfg.name}")
+    where = Path(run) / "eval" if run is not None else Path(cfg.out_dir) / cfg.name
+    console.print(f"run folders under {where} (finished runs are read back; delete a folder to run it again)")
 
 
 SEEDS = Annotated[int, typer.Option(min=1, help="seeds FIRST_SEED..FIRST_SEED+N-1")]
-FIRST = Annotated[int, typer.Option(help="first seed")]
+FIRST = Annotated[int | None, typer.Option(help="first seed (default: the config's seed)")]
 JOBS = Annotated[int, typer.Option(min=1, help="parallel processes (one thread each)")]
 CONFIG = Annotated[Path | None, typer.Argument(help="reliability config YAML (configs/vlm/)")]
 OVERRIDES = Annotated[list[str] | None, typer.Argument(help="key=value overrides")]
 
 
 @vlm_app.command("eval")
-def eval_cmd(config: CONFIG = None, overrides: OVERRIDES = None, seeds: SEEDS = 1, first_seed: FIRST = 0,
+def eval_cmd(config: CONFIG = None, overrides: OVERRIDES = None, seeds: SEEDS = 1, first_seed: FIRST = None,
              jobs: JOBS = 1,
-             run: Annotated[Path | None, typer.Option(help="evaluate the tuned model of this run folder")] = None) -> None:
+             run: Annotated[Path | None, typer.Option(help="evaluate the tuned model of this run folder "
+                                                            "(results in RUN/eval/seed<k>/)")] = None) -> None:
     """Conflicting-text evaluation of a CLIP as it is (frozen; the classification head is trained on
     consistent captions), or of a tuned run (--run)."""
-    _reliability(config, overrides, seeds, first_seed, jobs, force_frozen=run is None, run=run)
+    _reliability(config, overrides, seeds, first_seed, jobs, frozen_only=True, run=run)
 
 
 @vlm_app.command("tune")
-def tune_cmd(config: CONFIG = None, overrides: OVERRIDES = None, seeds: SEEDS = 1, first_seed: FIRST = 0,
+def tune_cmd(config: CONFIG = None, overrides: OVERRIDES = None, seeds: SEEDS = 1, first_seed: FIRST = None,
              jobs: JOBS = 1) -> None:
     """LoRA (or full) tuning with the configured optimisation suite, then the conflicting-text evaluation."""
-    _reliability(config, overrides, seeds, first_seed, jobs, force_frozen=False)
+    _reliability(config, overrides, seeds, first_seed, jobs, frozen_only=False)
 
 
 @vlm_app.command("summarize")

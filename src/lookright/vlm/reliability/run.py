@@ -168,11 +168,12 @@ def run_reliability(cfg: ReliabilityConfig, progress: bool = True, run_dir: str 
 
 
 def _run_one(args) -> dict:
+    """``(cfg, skip_done, progress)``: a finished run (``metrics.json`` present) is read back."""
     cfg, skip_done, progress = args
     metrics = Path(cfg.out_dir) / cfg.name / f"seed{cfg.seed}" / "metrics.json"
     if skip_done and metrics.is_file():
         return json.loads(metrics.read_text())
-    if cfg.model.threads is None:
+    if cfg.model.threads is None and not progress:  # a worker process of a parallel sweep
         torch.set_num_threads(1)
     return run_reliability(cfg, progress=progress)
 
