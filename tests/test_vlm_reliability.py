@@ -190,6 +190,9 @@ def test_summarize_and_cli(tiny_clip, tmp_path):
     saved = np.load(tmp_path / "lora" / "seed1" / "predictions.npz")
     assert all(np.array_equal(again[k], saved[k]) for k in saved.files)
     assert json.loads((tmp_path / "lora" / "seed1" / "eval" / "seed1" / "metrics.json").read_text())["method"] == "lora"
+    r = runner.invoke(app, ["vlm", "eval", baseline, *common, "--run", str(tmp_path / "lora" / "seed1"),
+                            "data.attributes=[shape]"])
+    assert r.exit_code == 2 and "the run's head predicts" in r.output
     # a finished run is read back, not overwritten; a tuning config is refused by `eval`
     before = (tmp_path / "baseline" / "seed1" / "metrics.json").read_text()
     r = runner.invoke(app, ["vlm", "eval", baseline, *common, "seed=1", "tune.epochs=3"])

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from lookright.errors import DataError
+from lookright.errors import ConfigError, DataError
 from lookright.metrics.statistics import wilson
 from lookright.train.config import dump_config
 from lookright.train.provenance import device_name, git_commit, versions
@@ -127,6 +127,9 @@ def run_reliability(cfg: ReliabilityConfig, progress: bool = True, run_dir: str 
     method = cfg.tune.method
     if from_run is not None:
         run_cfg, clip, head = load_tuned(from_run)
+        if run_cfg.data.attributes != cfg.data.attributes:
+            raise ConfigError(f"the run's head predicts {run_cfg.data.attributes} but this config evaluates "
+                              f"{cfg.data.attributes}; set data.attributes={run_cfg.data.attributes}")
         tuned, method = Tuned(clip, head), run_cfg.tune.method
     else:
         clip = load_model(cfg)
