@@ -248,3 +248,18 @@ def test_every_shipped_reliability_config_validates():
         assert cfg.model.backend == "hf" and cfg.eval.strategies
     opt = load_reliability_config(CONFIGS / "shapes-lora-optimised.yaml")
     assert opt.tune.method == "lora" and opt.tune.hard_negatives and opt.tune.curriculum and opt.tune.augmentation
+
+
+def test_padded_caption_batches_embed_each_caption_as_alone(tiny_clip):
+    from lookright.vlm.backends import load_clip
+    from lookright.vlm.reliability.encoder import ClipEncoder
+
+    clip = load_clip("hf", path=tiny_clip)
+    encoder = ClipEncoder(clip)
+    captions = ["a red circle", "there is a large yellow triangle at the bottom right", UNRELATED[0]]
+    with torch.no_grad():
+        together = encoder.text(captions)
+        alone = torch.cat([encoder.text([c]) for c in captions])
+        plain = clip.encode_text(captions)  # the tokenizer's own padding and attention mask
+    torch.testing.assert_close(together, alone, rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(together, plain, rtol=1e-4, atol=1e-5)
