@@ -30,7 +30,6 @@ from pathlib import Path
 import torch
 
 from lookright.vlm.backends import _hf_bundle, load_clip
-from lookright.vlm.dense import PromptSet
 from lookright.targets.vlm import VLMSettings, VLMTeacher
 
 METHODS = ("gradcam", "maskclip", "surgery")

@@ -25,11 +25,10 @@ One loop, read top to bottom. Each step on a batch of training images ``i`` with
 
 from __future__ import annotations
 
-import math
-from contextlib import contextmanager
 import re
 import time
 import warnings
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import numpy as np
