@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import json
-from concurrent.futures import ProcessPoolExecutor
-from multiprocessing import get_context
 from pathlib import Path
 
 from lookright.errors import LookrightError
 from lookright.metrics.statistics import describe, paired_tests
 from lookright.rl.config import RLConfig
+from lookright.train.sweep import run_in_processes
 
 #: (column, path into metrics.json, format); faithfulness columns at ``k`` are added by :func:`columns`
 BASE_COLUMNS = [
@@ -64,19 +63,7 @@ def run_seeds(cfg: RLConfig, seeds: int, first_seed: int = 0, jobs: int = 1, ski
     """Train ``cfg`` for seeds ``first_seed ..``; run folders ``OUT_DIR/NAME/seedS``; finished runs are read back."""
     args = [(cfg.model_copy(update={"seed": s}), Path(cfg.out_dir) / cfg.name / f"seed{s}", skip_done)
             for s in range(first_seed, first_seed + seeds)]
-    results = []
-    if jobs <= 1:
-        for a in args:
-            results.append(_train_one(a))
-            if on_done:
-                on_done(results[-1])
-        return results
-    with ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("spawn")) as pool:
-        for result in pool.map(_train_one, args):
-            results.append(result)
-            if on_done:
-                on_done(result)
-    return results
+    return run_in_processes(_train_one, args, jobs, on_done)
 
 
 def load_runs(root: Path) -> dict[str, list[dict]]:

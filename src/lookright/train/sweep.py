@@ -47,21 +47,26 @@ def _run_one(args: tuple[RunConfig, Path, bool]) -> dict:
     return train(cfg, run_dir, resume=resume, progress=False)
 
 
-def run_sweep(runs: list[tuple[RunConfig, Path]], jobs: int = 1, skip_done: bool = True, on_done=None) -> list[dict]:
-    """Run every config; with ``jobs > 1`` in separate processes of one thread each."""
+def run_in_processes(fn, args: list, jobs: int = 1, on_done=None) -> list:
+    """``[fn(a) for a in args]``, in order; with ``jobs > 1`` in that many spawned processes
+    (``fn`` must be a module-level function). ``on_done(result)`` is called as each result arrives."""
+    results = []
     if jobs <= 1:
-        results = []
-        for cfg, run_dir in runs:
-            results.append(_run_one((cfg, run_dir, skip_done)))
+        for a in args:
+            results.append(fn(a))
             if on_done:
                 on_done(results[-1])
         return results
-    args = [(cfg.model_copy(update={"train": cfg.train.model_copy(update={"threads": 1})}), d, skip_done)
-            for cfg, d in runs]
     with ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("spawn")) as pool:
-        results = []
-        for result in pool.map(_run_one, args):
+        for result in pool.map(fn, args):
             results.append(result)
             if on_done:
                 on_done(result)
-        return results
+    return results
+
+
+def run_sweep(runs: list[tuple[RunConfig, Path]], jobs: int = 1, skip_done: bool = True, on_done=None) -> list[dict]:
+    """Run every config; with ``jobs > 1`` in separate processes of one thread each."""
+    if jobs > 1:
+        runs = [(cfg.model_copy(update={"train": cfg.train.model_copy(update={"threads": 1})}), d) for cfg, d in runs]
+    return run_in_processes(_run_one, [(cfg, d, skip_done) for cfg, d in runs], jobs, on_done)

@@ -176,29 +176,16 @@ def _run_one(args) -> dict:
     metrics = Path(cfg.out_dir) / cfg.name / f"seed{cfg.seed}" / "metrics.json"
     if skip_done and metrics.is_file():
         return json.loads(metrics.read_text())
-    if cfg.model.threads is None and not progress:  # a worker process of a parallel sweep
-        torch.set_num_threads(1)
     return run_reliability(cfg, progress=progress)
 
 
 def run_seeds(cfg: ReliabilityConfig, seeds: int, first_seed: int = 0, jobs: int = 1, skip_done: bool = True,
               on_done=None) -> list[dict]:
-    """Run ``cfg`` for seeds ``first_seed ..`` (``jobs`` processes, one thread each); finished runs
+    """Run ``cfg`` for seeds ``first_seed ..`` (``jobs`` processes of one thread each); finished runs
     (a ``metrics.json`` in the seed's folder) are read back, not repeated."""
-    from concurrent.futures import ProcessPoolExecutor
-    from multiprocessing import get_context
+    from lookright.train.sweep import run_in_processes
 
+    if jobs > 1:
+        cfg = cfg.model_copy(update={"model": cfg.model.model_copy(update={"threads": 1})})
     args = [(cfg.model_copy(update={"seed": s}), skip_done, False) for s in range(first_seed, first_seed + seeds)]
-    results = []
-    if jobs <= 1:
-        for a in args:
-            results.append(_run_one(a))
-            if on_done:
-                on_done(results[-1])
-        return results
-    with ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("spawn")) as pool:
-        for result in pool.map(_run_one, args):
-            results.append(result)
-            if on_done:
-                on_done(result)
-    return results
+    return run_in_processes(_run_one, args, jobs, on_done)
