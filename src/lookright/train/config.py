@@ -23,6 +23,14 @@ def check_fractions(v: list[float], include_one: bool) -> list[float]:
     return v
 
 
+def check_choices(values: list[str], allowed, what: str) -> list[str]:
+    """A non-empty list whose every item is one of ``allowed``."""
+    bad = [v for v in values if v not in allowed]
+    if bad or not values:
+        raise ValueError(f"unknown {what} {bad}; choose from {', '.join(allowed)}")
+    return values
+
+
 class DataConfig(Strict):
     name: str = "colormnist"
     data_dir: str | None = None

@@ -9,7 +9,7 @@ from typing import Literal
 from pydantic import Field, field_validator, model_validator
 
 from lookright.data.shapes import ATTRIBUTES, ShapesConfig
-from lookright.train.config import Strict, load_config
+from lookright.train.config import Strict, check_choices, load_config
 from lookright.vlm.reliability.conflicts import STRATEGIES
 
 
@@ -33,10 +33,7 @@ class ShapesDataConfig(Strict):
     @field_validator("attributes")
     @classmethod
     def _attributes(cls, v: list[str]) -> list[str]:
-        bad = [a for a in v if a not in ATTRIBUTES]
-        if bad or not v:
-            raise ValueError(f"unknown attributes {bad}; choose from {', '.join(ATTRIBUTES)}")
-        return v
+        return check_choices(v, ATTRIBUTES, "attributes")
 
     def shapes_config(self) -> ShapesConfig:
         kw = {"image_size": self.image_size}
@@ -56,10 +53,7 @@ class EvalConfig(Strict):
     @field_validator("strategies")
     @classmethod
     def _strategies(cls, v: list[str]) -> list[str]:
-        bad = [s for s in v if s not in STRATEGIES]
-        if bad or not v:
-            raise ValueError(f"unknown strategies {bad}; choose from {', '.join(STRATEGIES)}")
-        return v
+        return check_choices(v, STRATEGIES, "strategies")
 
 
 class HeadConfig(Strict):
