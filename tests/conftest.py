@@ -16,3 +16,18 @@ def mnist_dir() -> Path:
     if not (root / "mnist" / "train-images-idx3-ubyte.gz").is_file():
         pytest.skip("full MNIST not available (set LOOKRIGHT_DATA)")
     return root
+
+
+def tiny_open_clip(folder: Path, name: str) -> Path:
+    """Register a tiny open_clip ViT (16 px, patch 4, width 32, 2 layers) as ``name`` and save its
+    random weights; returns the checkpoint file. Skips the test without open_clip."""
+    import json
+
+    open_clip = pytest.importorskip("open_clip")
+    cfg = {"embed_dim": 16, "vision_cfg": {"image_size": 16, "layers": 2, "width": 32, "patch_size": 4, "head_width": 16},
+           "text_cfg": {"context_length": 77, "vocab_size": 49408, "width": 32, "heads": 2, "layers": 2}}
+    (folder / f"{name}.json").write_text(json.dumps(cfg))
+    open_clip.add_model_config(folder)
+    torch.manual_seed(0)
+    torch.save(open_clip.create_model(name).state_dict(), folder / f"{name}.pt")
+    return folder / f"{name}.pt"

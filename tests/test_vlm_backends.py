@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 
 import numpy as np
 import pytest
@@ -15,6 +14,7 @@ from lookright.vlm.backends import load_clip
 from lookright.vlm.dense import DENSE_MAPS, PromptSet, dense_map
 from lookright.vlm.small_clip import build_small_clip, save_clip
 from lookright.vlm.tokenizer import build_tokenizer
+from conftest import tiny_open_clip
 
 torch.set_num_threads(1)
 CAPTIONS = ["a red circle in the top left", "a handwritten digit seven", "a blue square", "background", "black"]
@@ -56,15 +56,11 @@ def test_hf_round_trip_matches_the_model(tiny_hf):
 
 
 def test_open_clip_round_trip(tmp_path):
-    open_clip = pytest.importorskip("open_clip")
-    cfg = {"embed_dim": 16, "vision_cfg": {"image_size": 16, "layers": 2, "width": 32, "patch_size": 4, "head_width": 16},
-           "text_cfg": {"context_length": 77, "vocab_size": 49408, "width": 32, "heads": 2, "layers": 2}}
-    (tmp_path / "lookright-tiny.json").write_text(json.dumps(cfg))
-    open_clip.add_model_config(tmp_path)
-    torch.manual_seed(0)
-    model = open_clip.create_model("lookright-tiny").eval()
-    torch.save(model.state_dict(), tmp_path / "tiny.pt")
-    clip = load_clip("open_clip", model_name="lookright-tiny", checkpoint=tmp_path / "tiny.pt")
+    import open_clip
+
+    checkpoint = tiny_open_clip(tmp_path, "lookright-tiny")
+    model = open_clip.create_model("lookright-tiny", pretrained=str(checkpoint)).eval()
+    clip = load_clip("open_clip", model_name="lookright-tiny", checkpoint=checkpoint)
     images = torch.rand(2, 3, 16, 16)
     with torch.no_grad():
         expected = F.normalize(model.encode_image(clip.preprocess(images)), dim=-1)

@@ -21,6 +21,7 @@ from lookright.vlm.reliability.figures import pareto_front
 from lookright.vlm.reliability.protocols import drop, summarise, tdi
 from lookright.vlm.small_clip import build_small_clip, save_clip
 from lookright.vlm.tokenizer import build_tokenizer
+from conftest import tiny_open_clip
 
 torch.set_num_threads(1)
 CONFIGS = Path(__file__).resolve().parent.parent / "configs" / "vlm"
@@ -220,17 +221,11 @@ def test_summarize_and_cli(tiny_clip, tmp_path):
 
 
 def test_open_clip_is_evaluated_and_fully_tuned(tmp_path):
-    open_clip = pytest.importorskip("open_clip")
     from lookright.vlm.reliability.run import run_reliability
 
-    cfg = {"embed_dim": 16, "vision_cfg": {"image_size": 16, "layers": 2, "width": 32, "patch_size": 4, "head_width": 16},
-           "text_cfg": {"context_length": 77, "vocab_size": 49408, "width": 32, "heads": 2, "layers": 2}}
-    (tmp_path / "lookright-rel-tiny.json").write_text(json.dumps(cfg))
-    open_clip.add_model_config(tmp_path)
-    torch.manual_seed(0)
-    torch.save(open_clip.create_model("lookright-rel-tiny").state_dict(), tmp_path / "tiny.pt")
+    checkpoint = tiny_open_clip(tmp_path, "lookright-rel-tiny")
     common = ["model.backend=open_clip", "model.path=null", "model.model_name=lookright-rel-tiny",
-              f"model.checkpoint={tmp_path / 'tiny.pt'}", f"out_dir={tmp_path}", "data.image_size=16", "data.n_train=64",
+              f"model.checkpoint={checkpoint}", f"out_dir={tmp_path}", "data.image_size=16", "data.n_train=64",
               "data.n_test=32", "tune.epochs=1", "tune.batch_size=32", "eval.attention_images=4"]
     m = run_reliability(load_reliability_config(None, common + ["tune.method=full", "name=full"]), progress=False)
     assert m["trainable_parameters"]["clip"] == m["trainable_parameters"]["clip_total"] > 0
