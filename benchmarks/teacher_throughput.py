@@ -29,25 +29,11 @@ from pathlib import Path
 
 import torch
 
-from lookright.vlm.backends import _hf_bundle, load_clip
+from lookright.vlm.backends import load_clip
 from lookright.targets.vlm import VLMSettings, VLMTeacher
+from random_clip import openai_sized_clip  # benchmarks/ is on sys.path when run as a script
 
 METHODS = ("gradcam", "maskclip", "surgery")
-
-
-def vit_b16_random():
-    from transformers import CLIPConfig, CLIPModel
-
-    from lookright.vlm.tokenizer import build_tokenizer
-
-    tok = build_tokenizer(["a handwritten digit zero one two three four five six seven eight nine background black dark"],
-                          tempfile.mkdtemp())
-    config = CLIPConfig(text_config=dict(vocab_size=49408, hidden_size=512, intermediate_size=2048, num_hidden_layers=12,
-                                         num_attention_heads=8, max_position_embeddings=77),
-                        vision_config=dict(image_size=224, patch_size=16, hidden_size=768, intermediate_size=3072,
-                                           num_hidden_layers=12, num_attention_heads=12), projection_dim=512)
-    torch.manual_seed(0)
-    return _hf_bundle(CLIPModel(config).eval(), tok, (0.5,) * 3, (0.5,) * 3, "random ViT-B/16")
 
 
 def throughput(clip, batch: int, rounds: int) -> dict:
@@ -118,7 +104,7 @@ def main() -> None:
     if args.clip:
         result["small_clip"] = throughput(load_clip("hf", path=args.clip), args.batch, args.rounds)
     if not args.skip_vit_b16:
-        result["vit_b16_random"] = throughput(vit_b16_random(), max(1, args.batch // 4), max(1, args.rounds // 2))
+        result["vit_b16_random"] = throughput(openai_sized_clip(16, "random ViT-B/16"), max(1, args.batch // 4), max(1, args.rounds // 2))
     if args.modes:
         if not args.clip:
             parser.error("--modes needs --clip")

@@ -20,6 +20,8 @@ is the mean over evaluated attributes (classification) or the matching accuracy.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import torch
 
@@ -45,40 +47,51 @@ def tdi(predictions, conflicting) -> float:
     return float((p == c).mean())
 
 
+@dataclass
+class TestEmbeddings:
+    """L2-normalised embeddings of a test set, computed once and shared by both protocols."""
+
+    image: torch.Tensor  # (N, D)
+    true: torch.Tensor  # (N, D), each image's own caption
+    distractors: torch.Tensor  # (N, K, D)
+    conflicts: dict[str, torch.Tensor]  # strategy -> (N, D)
+
+
 @torch.no_grad()
-def matching(encoder: ClipEncoder, ds: ReliabilitySet, strategies: list[str], batch: int = 512) -> dict:
-    """Per-image correctness (normal and per strategy) and conflict picks; see the module docstring."""
-    v = encoder.image_batched(ds.pixels.to(encoder.clip.device), batch)
+def embed_set(encoder: ClipEncoder, ds: ReliabilitySet, strategies: list[str], batch: int = 512) -> TestEmbeddings:
     k = len(ds.distractors[0])
-    flat = [c for i in range(len(ds)) for c in [ds.captions[i], *ds.distractors[i]]]
-    t = encoder.text_batched(flat, batch).view(len(ds), 1 + k, -1)
-    base = torch.einsum("nd,nkd->nk", v, t)  # column 0 is the true caption
-    normal = (base.argmax(dim=1) == 0).cpu().numpy()
-    out = {"normal": normal, "attacked": {}, "followed": {}}
+    distractors = encoder.text_batched([c for cs in ds.distractors for c in cs], batch).view(len(ds), k, -1)
+    return TestEmbeddings(encoder.image_batched(ds.pixels.to(encoder.clip.device), batch),
+                          encoder.text_batched(ds.captions, batch), distractors,
+                          {s: encoder.text_batched([c.caption for c in ds.conflicts[s]], batch) for s in strategies})
+
+
+@torch.no_grad()
+def matching(emb: TestEmbeddings, strategies: list[str]) -> dict:
+    """Per-image correctness (normal and per strategy) and conflict picks; see the module docstring."""
+    candidates = torch.cat([emb.true[:, None], emb.distractors], dim=1)  # column 0 is the true caption
+    base = torch.einsum("nd,nkd->nk", emb.image, candidates)
+    out = {"normal": (base.argmax(dim=1) == 0).cpu().numpy(), "attacked": {}, "followed": {}}
     for s in strategies:
-        tc = encoder.text_batched([c.caption for c in ds.conflicts[s]], batch)
-        sc = (v * tc).sum(dim=-1, keepdim=True)
-        scores = torch.cat([base, sc], dim=1)
+        scores = torch.cat([base, (emb.image * emb.conflicts[s]).sum(dim=-1, keepdim=True)], dim=1)
         pick = scores.argmax(dim=1)
         out["attacked"][s] = (pick == 0).cpu().numpy()
-        out["followed"][s] = (pick == 1 + k).cpu().numpy()
+        out["followed"][s] = (pick == base.shape[1]).cpu().numpy()
     return out
 
 
 @torch.no_grad()
-def classification(encoder: ClipEncoder, head: AttributeHead, ds: ReliabilitySet, strategies: list[str],
-                   batch: int = 512) -> dict:
-    v = encoder.image_batched(ds.pixels.to(encoder.clip.device), batch)
+def classification(emb: TestEmbeddings, head: AttributeHead, ds: ReliabilitySet, strategies: list[str]) -> dict:
     head = head.eval()
 
-    def predict(captions):
-        return {a: p.cpu() for a, p in head.predict(v, encoder.text_batched(captions, batch)).items()}
+    def predict(text):
+        return {a: p.cpu() for a, p in head.predict(emb.image, text).items()}
 
-    normal = predict(ds.captions)
+    normal = predict(emb.true)
     out = {"normal": {a: (normal[a] == ds.labels[a]).numpy() for a in ds.attributes},
            "attacked": {}, "followed": {}, "predictions": {"normal": {a: p.numpy() for a, p in normal.items()}}}
     for s in strategies:
-        pred = predict([c.caption for c in ds.conflicts[s]])
+        pred = predict(emb.conflicts[s])
         out["predictions"][s] = {a: p.numpy() for a, p in pred.items()}
         if s in SWAPPED:
             a = SWAPPED[s]

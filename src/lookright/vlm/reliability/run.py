@@ -27,7 +27,7 @@ from lookright.vlm.reliability.config import ReliabilityConfig
 from lookright.vlm.reliability.encoder import ClipEncoder
 from lookright.vlm.reliability.head import AttributeHead
 from lookright.vlm.reliability.pairs import ReliabilitySet, build_set
-from lookright.vlm.reliability.protocols import classification, matching, summarise
+from lookright.vlm.reliability.protocols import classification, embed_set, matching, summarise
 from lookright.vlm.reliability.tune import Tuned, quiet_peft, tune
 
 PROTOCOLS = ("matching", "classification")
@@ -50,8 +50,9 @@ def build_splits(cfg: ReliabilityConfig, clip: ClipBundle) -> tuple[ReliabilityS
 
 def evaluate(encoder: ClipEncoder, head: AttributeHead, test: ReliabilitySet, cfg: ReliabilityConfig) -> tuple[dict, dict]:
     """Summaries (with Wilson intervals) and the raw per-image results of both protocols."""
-    raw = {"matching": matching(encoder, test, cfg.eval.strategies, cfg.eval.batch_size),
-           "classification": classification(encoder, head, test, cfg.eval.strategies, cfg.eval.batch_size)}
+    emb = embed_set(encoder, test, cfg.eval.strategies, cfg.eval.batch_size)
+    raw = {"matching": matching(emb, cfg.eval.strategies),
+           "classification": classification(emb, head, test, cfg.eval.strategies)}
     summary = {}
     for protocol, r in raw.items():
         s = summarise(r, protocol, test.attributes)

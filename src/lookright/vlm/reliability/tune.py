@@ -116,9 +116,9 @@ def conflict_share(tune: TuneConfig, progress: float) -> float:
     return tune.conflict_share * min(1.0, progress / tune.curriculum_epochs)
 
 
-def soft_targets(keys: list[tuple]) -> torch.Tensor:
-    """Row-normalised ``(B, B)`` matrix: 1 where two images have the same evaluated attributes."""
-    same = torch.tensor([[a == b for b in keys] for a in keys], dtype=torch.float32)
+def soft_targets(groups: torch.Tensor) -> torch.Tensor:
+    """Row-normalised ``(B, B)`` matrix: 1 where two images share a group (the same evaluated attributes)."""
+    same = (groups[:, None] == groups[None, :]).float()
     return same / same.sum(dim=1, keepdim=True)
 
 
@@ -146,7 +146,9 @@ def tune(clip: ClipBundle, train: ReliabilitySet, cfg: ReliabilityConfig, progre
                  "head": sum(p.numel() for p in head.parameters()),
                  "clip_total": sum(p.numel() for p in clip.model.parameters())}
     swaps = [s for s, a in SWAPPED.items() if a in train.attributes]
-    keys = [tuple(a[k] for k in train.attributes) for a in train.data.attributes]
+    ids: dict[tuple, int] = {}  # one id per combination of the evaluated attributes
+    groups = torch.tensor([ids.setdefault(tuple(a[k] for k in train.attributes), len(ids))
+                           for a in train.data.attributes], device=device)
     labels = {a: train.labels[a].to(device) for a in train.attributes}
     pixels = train.pixels.to(device)
     history = []
@@ -188,7 +190,7 @@ def tune(clip: ClipBundle, train: ReliabilitySet, cfg: ReliabilityConfig, progre
                 loss = head_loss
                 con = torch.zeros(())
                 if t.method != "frozen" and t.contrastive_weight > 0:
-                    target = soft_targets([keys[i] for i in rows]).to(device)
+                    target = soft_targets(groups[idx.to(device)])
                     columns = text if not (t.hard_negatives and conflict_text is not None) else torch.cat([text, conflict_text])
                     scale = clip.logit_scale
                     i2t = scale * v @ columns.T
