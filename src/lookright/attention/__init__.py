@@ -1,6 +1,6 @@
 """Attention extractors, one file per family: ``create_extractor("cam")``."""
 
-from lookright.attention import cam, gradcam, input_gradients  # noqa: F401  (register extractors)
+from lookright.attention import cam, expected_gradients, gradcam, input_gradients  # noqa: F401  (register extractors)
 from lookright.attention.base import EXTRACTORS, Extractor, create_extractor, create_extractor_from
 
 __all__ = ["EXTRACTORS", "Extractor", "create_extractor", "create_extractor_from"]
