@@ -1,7 +1,8 @@
 """The shortcut-benchmark container and its registry.
 
-A benchmark holds uint8 images in MNIST's order, channel-first ``(N, C, 28, 28)``, labels,
-and two binary ground-truth masks per image ``(N, 28, 28)``:
+A benchmark holds uint8 images in MNIST's order, channel-first ``(N, C, H, W)`` (28 x 28 for
+the published variants, any size for others), labels, and two binary ground-truth masks per
+image ``(N, H, W)``:
 
 * ``mask``: the task-relevant region (the digit foreground, grey > 0);
 * ``shortcut``: where the shortcut lives (the decoy patch; for ColorMNIST the colour is carried
@@ -9,8 +10,11 @@ and two binary ground-truth masks per image ``(N, 28, 28)``:
   separate colour from shape spatially, and ColorMNIST measures shortcut reliance by accuracy
   under colour reversal instead).
 
-A benchmark generator is ``(grey_images, labels, rule, rng) -> (images, shortcut_masks)`` where
-``rule`` is ``"train"`` (shortcut correlated with the label) or ``"test"`` (shifted).
+A benchmark generator is ``(grey_images, labels, rule, rng) -> (images, shortcut_masks)`` or
+``-> (images, shortcut_masks, masks)`` where ``rule`` is ``"train"`` (shortcut correlated with
+the label) or ``"test"`` (shifted). Without ``masks`` the digit foreground (grey > 0) is the mask;
+a generator that moves or rescales the digit returns its own. Register one with
+``@register_benchmark("name")``; every split it makes is checked (:func:`check_masks`).
 """
 
 from __future__ import annotations
@@ -22,16 +26,17 @@ from pathlib import Path
 import numpy as np
 
 from lookright.data.mnist import MNIST, load_embedded, load_mnist
-from lookright.errors import ConfigError
+from lookright.errors import ConfigError, MaskError
 from lookright.registry import Registry
 
-Generator = Callable[[np.ndarray, np.ndarray, str, np.random.Generator], tuple[np.ndarray, np.ndarray]]
+Generator = Callable[[np.ndarray, np.ndarray, str, np.random.Generator], tuple[np.ndarray, ...]]
 GENERATORS: Registry[Generator] = Registry("benchmark")
+register_benchmark = GENERATORS.register
 
 
 @dataclass
 class Split:
-    """One split: images (N, C, 28, 28) uint8, labels (N,) int64, mask and shortcut (N, 28, 28) uint8."""
+    """One split: images (N, C, H, W) uint8, labels (N,) int64, mask and shortcut (N, H, W) uint8."""
 
     x: np.ndarray
     y: np.ndarray
@@ -63,10 +68,42 @@ def _rng(seed: int, split: str) -> np.random.Generator:
     return np.random.default_rng([seed, {"train": 0, "test": 1, "val": 2}[split]])
 
 
+def check_masks(name: str, x: np.ndarray, masks: dict[str, np.ndarray]) -> None:
+    """Reject masks that cannot guide alignment, naming the fix.
+
+    Each mask must be ``(N, H, W)`` with the images' ``N, H, W``, hold only 0 and 1, and not be
+    empty or all-ones for every image (an all-ones relevant mask leaves nothing to align away
+    from). Single empty masks are allowed: the losses skip and count them.
+    """
+    if x.ndim != 4:
+        raise MaskError(f"benchmark {name!r}: images must be (N, C, H, W) uint8, got shape {x.shape}")
+    n, _, h, w = x.shape
+    for key, m in masks.items():
+        fix = f"make the generator of {name!r} return {key} masks as uint8 (N, H, W) arrays of 0 and 1"
+        if m.shape != (n, h, w):
+            raise MaskError(f"benchmark {name!r}: {key} masks have shape {m.shape}, images {x.shape}; {fix}")
+        if m.size and (m.min() < 0 or m.max() > 1):
+            raise MaskError(f"benchmark {name!r}: {key} masks hold values outside {{0, 1}}; {fix}")
+        area = m.reshape(n, -1).sum(axis=1)
+        if n and (area == 0).all():
+            raise MaskError(f"benchmark {name!r}: every {key} mask is empty; {fix} (1 where the {key} region is)")
+        if n and (area == h * w).all():
+            raise MaskError(f"benchmark {name!r}: every {key} mask covers the whole image, so nothing lies "
+                            f"outside it; {fix}, marking only the {key} region")
+
+
 def make_split(name: str, grey: np.ndarray, labels: np.ndarray, rule: str, seed: int, stream: str) -> Split:
     generate = GENERATORS.get(name)
-    x, shortcut = generate(grey, labels, rule, _rng(seed, stream))
-    return Split(x=x, y=labels.astype(np.int64), mask=foreground(grey), shortcut=shortcut)
+    out = generate(grey, labels, rule, _rng(seed, stream))
+    if not isinstance(out, tuple) or len(out) not in (2, 3):
+        raise ConfigError(f"benchmark {name!r}: the generator must return (images, shortcut) or "
+                          "(images, shortcut, mask)")
+    x, shortcut = out[0], out[1]
+    mask = out[2] if len(out) == 3 else foreground(grey)
+    x, mask, shortcut = (np.asarray(a) for a in (x, mask, shortcut))
+    check_masks(name, x, {"mask": mask, "shortcut": shortcut})
+    return Split(x=x.astype(np.uint8), y=labels.astype(np.int64), mask=mask.astype(np.uint8),
+                 shortcut=shortcut.astype(np.uint8))
 
 
 def create_benchmark(

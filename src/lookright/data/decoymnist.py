@@ -15,9 +15,9 @@ import numpy as np
 from lookright.data.benchmark import GENERATORS
 
 
-def paint_corner_patches(grey: np.ndarray, values: np.ndarray, size: int, rng: np.random.Generator):
-    """Paint a ``size x size`` patch of ``values[i]`` into a uniformly random corner of image i."""
-    n, h, w = grey.shape
+def corner_region(shape: tuple[int, int, int], size: int, rng: np.random.Generator) -> np.ndarray:
+    """Boolean ``(N, H, W)``: a ``size x size`` square in a uniformly random corner of each image."""
+    n, h, w = shape
     corner = rng.integers(0, 4, size=n)
     top = np.where(corner // 2 == 0, 0, h - size)
     left = np.where(corner % 2 == 0, 0, w - size)
@@ -27,6 +27,12 @@ def paint_corner_patches(grey: np.ndarray, values: np.ndarray, size: int, rng: n
         (rows >= top[:, None, None]) & (rows < top[:, None, None] + size)
         & (cols >= left[:, None, None]) & (cols < left[:, None, None] + size)
     )
+    return inside
+
+
+def paint_corner_patches(grey: np.ndarray, values: np.ndarray, size: int, rng: np.random.Generator):
+    """Paint a ``size x size`` patch of ``values[i]`` into a uniformly random corner of image i."""
+    inside = corner_region(grey.shape, size, rng)
     x = np.where(inside, values[:, None, None].astype(np.uint8), grey)
     return x[:, None].astype(np.uint8), inside.astype(np.uint8)
 

@@ -44,6 +44,16 @@ class DataConfig(Strict):
 class ModelConfig(Strict):
     name: str = "lenet"
     options: dict[str, Any] = Field(default_factory=dict)
+    input_scale: Literal["model", "raw"] = Field(
+        "model", description="model: the model's own normalisation; raw: float pixels 0-255, no normalisation (CDEP)")
+
+
+class AugmentConfig(Strict):
+    """Mask-guided counterfactual augmentation (``lookright.data.counterfactual``)."""
+
+    counterfactual: float = Field(0.0, ge=0.0, le=1.0, description="share of each batch whose non-mask pixels are replaced")
+    fill: Literal["swap", "noise"] = "swap"
+    dilate: int = Field(0, ge=0, description="pixels of margin kept around the mask (a margin keeps any cue in it)")
 
 
 class AttentionConfig(Strict):
@@ -93,8 +103,10 @@ class TrainConfig(Strict):
     attn_epochs: int = Field(0, ge=0, description="length of phase 1, in epochs")
     phase1_loss: Literal["align", "ce"] = Field(
         "align", description="what phase 1 optimises: the alignment loss alone, or cross-entropy alone")
-    selection: Literal["val_acc", "val_acc_x_align", "val_acc_x_exp_align", "last"] = "val_acc"
+    selection: Literal["val_acc", "val_acc_x_align", "val_acc_x_exp_align", "val_loss", "counterfactual", "last"] = "val_acc"
     selection_beta: float = Field(0.3, ge=0.0, description="beta of val_acc * exp(-beta * val_align)")
+    patience: int | None = Field(None, ge=1, description="stop after this many epochs without a better selection score")
+    counterfactual_dilate: int = Field(0, ge=0, description="mask margin (px) of the validation counterfactuals")
     eval_batch_size: int = Field(2000, ge=1)
     device: str = "auto"
     threads: int | None = Field(None, ge=1)
@@ -133,6 +145,7 @@ class RunConfig(Strict):
     attention: AttentionConfig = Field(default_factory=AttentionConfig)
     target: TargetConfig = Field(default_factory=TargetConfig)
     loss: LossConfig = Field(default_factory=LossConfig)
+    augment: AugmentConfig = Field(default_factory=AugmentConfig)
     optim: OptimConfig = Field(default_factory=OptimConfig)
     scheduler: SchedulerConfig = Field(default_factory=SchedulerConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)

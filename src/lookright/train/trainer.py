@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -26,9 +26,11 @@ from torch import nn
 from lookright.attention import Extractor, create_extractor_from
 from lookright.data import create_benchmark, load_embedded, load_mnist, split_validation
 from lookright.data.benchmark import Split
+from lookright.data.counterfactual import counterfactual, input_masks
 from lookright.errors import ConfigError
 from lookright.losses import AlignmentLoss, create_loss
 from lookright.metrics import MetricAccumulator, accuracy, energy_pointing_game, predict
+from lookright.metrics.counterfactual import counterfactual_scores
 from lookright.models import create_model
 from lookright.report.figures import save_run_figures
 from lookright.targets import TEACHERS, MaskPipeline, build_targets
@@ -52,6 +54,7 @@ class Tensors:
     target: torch.Tensor | None
     mask: torch.Tensor
     shortcut: torch.Tensor
+    input_mask: torch.Tensor | None = None  # (N, 1, h, w) relevant mask at the model input's size
     raw: torch.Tensor | None = None  # uint8 images, kept for a teacher run inside the loop
     teacher: object | None = None  # on-the-fly teacher: targets = pipeline(teacher(raw[idx], idx))
 
@@ -80,9 +83,11 @@ def load_splits(cfg: RunConfig) -> tuple[Split, Split, Split, str]:
 def build_parts(cfg: RunConfig) -> tuple[nn.Module, Extractor | None, AlignmentLoss | None, Extractor]:
     """Model, training extractor and loss (None for vanilla), and the evaluation extractor."""
     model = create_model(cfg.model.name, **cfg.model.options)
+    if cfg.model.input_scale == "raw":
+        model.input_spec = replace(model.input_spec, mean=0.0, std=1.0 / 255.0)
     loss_fn = create_loss(cfg.loss.name, **cfg.loss.options) if cfg.loss.name else None
     extractor = None
-    if loss_fn is not None:
+    if loss_fn is not None and not getattr(loss_fn, "needs_model", False):
         name = cfg.attention.extractor or loss_fn.default_extractor
         extractor = extractor_from_config(name, cfg)
     eval_name = cfg.eval.extractor or ("cam" if getattr(model, "classifier", None) else "gradcam")
@@ -108,6 +113,9 @@ def to_tensors(split: Split, model: nn.Module, device, cfg: RunConfig, pipeline,
     mask = torch.from_numpy(split.mask).to(device)
     shortcut = torch.from_numpy(split.shortcut).to(device)
     data = Tensors(x=x, y=torch.from_numpy(split.y).to(device), target=None, mask=mask, shortcut=shortcut)
+    dilate = cfg.augment.dilate if split_name == "train" else cfg.train.counterfactual_dilate
+    if split_name != "test":
+        data.input_mask = input_masks(mask, x.shape[-2:], dilate)
     if pipeline is None:
         return data
     raw = torch.from_numpy(split.x).to(device)
@@ -126,6 +134,8 @@ def to_tensors(split: Split, model: nn.Module, device, cfg: RunConfig, pipeline,
 
 def alignment_step(model, extractor, loss_fn, x, y, target, target_mode):
     """Forward once; return logits and the alignment loss on the batch."""
+    if getattr(loss_fn, "needs_model", False):  # input-space penalties that read the model (CDEP)
+        return loss_fn.model_loss(model, x, y, target)
     cls = y if target_mode == "label" else None
     maps, logits = extractor.with_logits(model, x, cls, differentiable=True)
     return logits, loss_fn(maps, target)
@@ -141,14 +151,22 @@ def evaluate(model, data: Tensors, extractor, loss_fn, cfg: RunConfig) -> dict:
     was_training = model.training
     model.eval()
     bs = cfg.train.eval_batch_size
-    out = {"acc": _no_grad_eval(model, data.x, data.y, bs)}
+    with torch.no_grad():
+        logits = torch.cat([model(data.x[i : i + bs]) for i in range(0, len(data.y), bs)])
+    out = {"acc": accuracy(logits.argmax(1), data.y), "loss": F.cross_entropy(logits, data.y).item()}
+    if data.input_mask is not None:
+        out["counterfactual"] = counterfactual_scores(model, data.x, data.y, data.input_mask, cfg.seed, bs)
     if loss_fn is not None and data.target is not None:
         total, n = 0.0, 0
         for i in range(0, len(data.y), bs):
             cls = data.y[i : i + bs] if cfg.attention.target == "label" else None
-            maps = extractor(model, data.x[i : i + bs], cls)
-            value = loss_fn(maps, data.target[i : i + bs])
-            k = len(cls if cls is not None else maps) - loss_fn.last_skipped
+            if getattr(loss_fn, "needs_model", False):
+                with torch.no_grad():
+                    value = loss_fn.model_loss(model, data.x[i : i + bs], data.y[i : i + bs], data.target[i : i + bs])[1]
+            else:
+                maps = extractor(model, data.x[i : i + bs], cls)
+                value = loss_fn(maps, data.target[i : i + bs])
+            k = min(bs, len(data.y) - i) - loss_fn.last_skipped
             total, n = total + value.item() * k, n + k
         out["align"] = total / n if n else None
     model.train(was_training)
@@ -174,6 +192,10 @@ def selection_score(cfg: RunConfig, epoch: int, val: dict) -> float | None:
         return float(epoch)
     if epoch < cfg.train.attn_epochs:
         return None
+    if rule == "val_loss":
+        return -val["loss"]
+    if rule == "counterfactual":
+        return val["counterfactual"]["acc"]
     if rule in ("val_acc_x_align", "val_acc_x_exp_align"):
         if val.get("align") is None:
             raise ConfigError(f"train.selection {rule!r} needs an alignment loss")
@@ -214,6 +236,8 @@ def train(
     pipeline = MaskPipeline(cfg.target.pipeline) if loss_fn is not None else None
     x_probe = model.input_spec.prepare(torch.from_numpy(train_split.x[:2])).to(device)
     grid = attention_grid(model, extractor, x_probe) if extractor is not None else None
+    if getattr(loss_fn, "needs_model", False):
+        grid = tuple(x_probe.shape[-2:])  # its region lives at the model input's resolution
     clip = None
     if pipeline is not None and cfg.target.teacher == "vlm":
         from lookright.vlm.backends import load_clip
@@ -259,10 +283,13 @@ def train(
             lam = alignment_weight(cfg.loss, epoch, attn_epochs)
             gen = torch.Generator().manual_seed(cfg.seed * 100_003 + epoch)
             perm = torch.randperm(n, generator=gen).to(device)
+            cf_gen = torch.Generator().manual_seed(cfg.seed * 100_003 + epoch + 50_000)
             sums = {"ce": 0.0, "align": 0.0}
             for step in range(steps):
                 idx = perm[step * bs : (step + 1) * bs]
                 x, y = tr.x[idx], tr.y[idx]
+                if cfg.augment.counterfactual > 0:
+                    x = augment_batch(x, y, tr.input_mask[idx], cfg.augment, cf_gen)
                 if not use_align:
                     logits = model(x)
                     align = None
@@ -290,7 +317,9 @@ def train(
                 "epoch": epoch, "phase": 1 if attention_only else 2, "lambda": lam,
                 "lr": lr_used,
                 "train_ce": float(sums["ce"]) / steps, "train_align": float(sums["align"]) / steps if use_align else None,
-                "val_acc": val["acc"], "val_align": val.get("align"), "test_acc": test_acc,
+                "val_acc": val["acc"], "val_loss": val["loss"], "val_align": val.get("align"),
+                "val_cf_acc": val["counterfactual"]["acc"], "val_cf_consistency": val["counterfactual"]["consistency"],
+                "test_acc": test_acc,
             }
             history.append(record)
             score = selection_score(cfg, epoch, val)
@@ -309,6 +338,8 @@ def train(
             }, run_dir / LAST)
             if stop_after_epoch is not None and epoch + 1 >= stop_after_epoch and epoch + 1 < epochs:
                 return {"interrupted_after_epoch": epoch + 1}
+            if patience_exhausted(cfg, epoch, best):
+                break
 
     elapsed = prior_elapsed + time.perf_counter() - started
     if best["epoch"] is not None:
@@ -320,7 +351,10 @@ def train(
         "seed": cfg.seed,
         "selected_epoch": best["epoch"], "selection": cfg.train.selection,
         "shifted_test_acc": _no_grad_eval(model, te.x, te.y, cfg.train.eval_batch_size),
-        "val_acc": final_val["acc"], "val_align": final_val.get("align"),
+        "val_acc": final_val["acc"], "val_loss": final_val["loss"], "val_align": final_val.get("align"),
+        "val_counterfactual_acc": final_val["counterfactual"]["acc"],
+        "val_counterfactual_consistency": final_val["counterfactual"]["consistency"],
+        "epochs_run": len(history),
         "attention_mass": attention_mass(model, te, eval_extractor, cfg.train.eval_batch_size),
         "eval_extractor": eval_extractor.name,
         "sizes": {"train": len(tr.y), "val": len(va.y), "test": len(te.y)},
@@ -332,8 +366,27 @@ def train(
     return metrics
 
 
+def augment_batch(x, y, input_mask, aug, generator) -> torch.Tensor:
+    """Replace the non-mask pixels of the first ``aug.counterfactual`` share of a (shuffled) batch."""
+    k = int(round(aug.counterfactual * len(y)))
+    if k == 0:
+        return x
+    x = x.clone()
+    x[:k] = counterfactual(x[:k], y[:k], input_mask[:k], aug.fill, generator)
+    return x
+
+
+def patience_exhausted(cfg: RunConfig, epoch: int, best: dict) -> bool:
+    """Early stopping: ``train.patience`` epochs have passed without a better selection score."""
+    p = cfg.train.patience
+    return p is not None and best["epoch"] is not None and epoch - best["epoch"] >= p
+
+
 def method_name(cfg: RunConfig) -> str:
-    return cfg.loss.name or "vanilla"
+    name = cfg.loss.name or "vanilla"
+    if cfg.augment.counterfactual > 0:
+        name = "counterfactual" if name == "vanilla" else f"{name}+counterfactual"
+    return name
 
 
 def write_metrics(run_dir: Path, metrics: dict) -> None:
