@@ -186,6 +186,26 @@ def summarize(
     console.print(text)
 
 
+@app.command("selection-study")
+def selection_study_cmd(
+    root: Annotated[Path, typer.Argument(help="folder searched for finished run folders")] = Path("runs"),
+    out: Annotated[Path | None, typer.Option(help="write the Markdown table here")] = None,
+) -> None:
+    """Spearman of counterfactual validation accuracy (no test shift) against shifted-test accuracy."""
+    from lookright.report.selection import selection_study, selection_table
+    from lookright.report.summary import find_runs, read_metrics
+
+    rows = [r for r in read_metrics(find_runs(root)) if r.get("val_counterfactual_acc") is not None]
+    if not rows:
+        _fail(LookrightError(f"no finished run with a counterfactual validation score under {root}; "
+                             "train runs with this version of lookright first"))
+    text = selection_table(selection_study(rows))
+    if out:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(text)
+    console.print(text)
+
+
 @app.command()
 def demo(
     data_dir: DataDir = None,

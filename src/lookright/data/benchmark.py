@@ -57,11 +57,12 @@ class Benchmark:
     test: Split
     seed: int
     source: str
+    mask_threshold: int = 0
 
 
-def foreground(grey: np.ndarray) -> np.ndarray:
-    """Digit foreground: 1 where the grey digit has any ink (grey > 0)."""
-    return (grey > 0).astype(np.uint8)
+def foreground(grey: np.ndarray, threshold: int = 0) -> np.ndarray:
+    """Digit foreground: 1 where the grey digit is brighter than ``threshold`` (default: any ink)."""
+    return (grey > threshold).astype(np.uint8)
 
 
 def _rng(seed: int, split: str) -> np.random.Generator:
@@ -92,14 +93,16 @@ def check_masks(name: str, x: np.ndarray, masks: dict[str, np.ndarray]) -> None:
                             f"outside it; {fix}, marking only the {key} region")
 
 
-def make_split(name: str, grey: np.ndarray, labels: np.ndarray, rule: str, seed: int, stream: str) -> Split:
+def make_split(name: str, grey: np.ndarray, labels: np.ndarray, rule: str, seed: int, stream: str,
+               mask_threshold: int = 0) -> Split:
+    """One split; ``mask_threshold`` sets the digit mask ``grey > t`` for generators that return none."""
     generate = GENERATORS.get(name)
     out = generate(grey, labels, rule, _rng(seed, stream))
     if not isinstance(out, tuple) or len(out) not in (2, 3):
         raise ConfigError(f"benchmark {name!r}: the generator must return (images, shortcut) or "
                           "(images, shortcut, mask)")
     x, shortcut = out[0], out[1]
-    mask = out[2] if len(out) == 3 else foreground(grey)
+    mask = out[2] if len(out) == 3 else foreground(grey, mask_threshold)
     x, mask, shortcut = (np.asarray(a) for a in (x, mask, shortcut))
     check_masks(name, x, {"mask": mask, "shortcut": shortcut})
     return Split(x=x.astype(np.uint8), y=labels.astype(np.int64), mask=mask.astype(np.uint8),
@@ -112,14 +115,19 @@ def create_benchmark(
     seed: int = 0,
     embedded: bool = False,
     mnist: MNIST | None = None,
+    mask_threshold: int = 0,
 ) -> Benchmark:
-    """Generate benchmark ``name`` from full MNIST (or the embedded subset) with a seed."""
+    """Generate benchmark ``name`` from full MNIST (or the embedded subset) with a seed.
+
+    ``mask_threshold``: the digit mask is ``grey > mask_threshold`` (Learning to Look's official
+    pipeline uses 10) for benchmarks whose generator returns no mask of its own.
+    """
     GENERATORS.get(name)  # fail early on an unknown name
     if mnist is None:
         mnist = load_embedded() if embedded else load_mnist(data_dir)
-    train = make_split(name, mnist.train_images, mnist.train_labels, "train", seed, "train")
-    test = make_split(name, mnist.test_images, mnist.test_labels, "test", seed, "test")
-    return Benchmark(name=name, train=train, test=test, seed=seed, source=mnist.source)
+    train = make_split(name, mnist.train_images, mnist.train_labels, "train", seed, "train", mask_threshold)
+    test = make_split(name, mnist.test_images, mnist.test_labels, "test", seed, "test", mask_threshold)
+    return Benchmark(name=name, train=train, test=test, seed=seed, source=mnist.source, mask_threshold=mask_threshold)
 
 
 def split_validation(
@@ -143,6 +151,7 @@ def split_validation(
         if mnist_grey is None:
             raise ConfigError("validation mode 'cdep' needs the grey training digits")
         idx = np.arange(n - n_val, n)
-        val = make_split(bench.name, mnist_grey[idx], bench.train.y[idx], "test", bench.seed, "val")
+        val = make_split(bench.name, mnist_grey[idx], bench.train.y[idx], "test", bench.seed, "val",
+                         bench.mask_threshold)
         return bench.train.take(np.arange(n - n_val)), val
     raise ConfigError(f"unknown validation mode {mode!r}; choose 'in-distribution' or 'cdep'")

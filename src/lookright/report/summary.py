@@ -10,6 +10,7 @@ from pathlib import Path
 COLUMNS = {
     "shifted_test_acc": "shifted test acc (%)",
     "val_acc": "val acc (%)",
+    "val_counterfactual_acc": "counterfactual val acc (%)",
     "shortcut_mass": "attention on shortcut",
     "digit_mass": "attention on digit",
     "wall_time_s": "wall time / run (s)",

@@ -39,6 +39,7 @@ class DataConfig(Strict):
     max_test: int | None = Field(None, ge=10)
     val_fraction: float = Field(0.16, gt=0.0, lt=1.0)
     val_mode: Literal["in-distribution", "cdep"] = "in-distribution"
+    mask_threshold: int = Field(0, ge=0, le=254, description="digit mask = grey > t (Learning to Look's code: 10)")
 
 
 class ModelConfig(Strict):

@@ -68,7 +68,7 @@ def load_splits(cfg: RunConfig) -> tuple[Split, Split, Split, str]:
     """Generate the benchmark and carve train / validation / test (shifted) splits."""
     d = cfg.data
     mnist = load_embedded() if d.embedded else load_mnist(d.data_dir)
-    bench = create_benchmark(d.name, seed=cfg.seed, mnist=mnist)
+    bench = create_benchmark(d.name, seed=cfg.seed, mnist=mnist, mask_threshold=d.mask_threshold)
     train, test = bench.train, bench.test
     grey = mnist.train_images
     if d.max_train:
@@ -174,7 +174,7 @@ def evaluate(model, data: Tensors, extractor, loss_fn, cfg: RunConfig) -> dict:
 
 
 def attention_mass(model, data: Tensors, extractor, bs: int) -> dict:
-    """Energy of the evaluation extractor's map (true class) on the digit and on the shortcut region."""
+    """Energy of the extractor's map (true class) on the digit and on the shortcut region."""
     was_training = model.training
     model.eval()
     digit, shortcut = MetricAccumulator(energy_pointing_game), MetricAccumulator(energy_pointing_game)
@@ -184,6 +184,12 @@ def attention_mass(model, data: Tensors, extractor, bs: int) -> dict:
         shortcut.update(maps, data.shortcut[i : i + bs])
     model.train(was_training)
     return {"digit": digit.compute(), "shortcut": shortcut.compute()}
+
+
+def input_gradient_mass(model, data: Tensors, bs: int) -> dict:
+    """Where the decision reads from, whatever the map shows: energy of the true class's squared
+    input gradient ``(d log p_y / dx)^2`` on the digit and on the shortcut region."""
+    return attention_mass(model, data, create_extractor_from("input-gradients", {"target": "class"}), bs)
 
 
 def selection_score(cfg: RunConfig, epoch: int, val: dict) -> float | None:
@@ -356,6 +362,7 @@ def train(
         "val_counterfactual_consistency": final_val["counterfactual"]["consistency"],
         "epochs_run": len(history),
         "attention_mass": attention_mass(model, te, eval_extractor, cfg.train.eval_batch_size),
+        "input_gradient_mass": input_gradient_mass(model, te, cfg.train.eval_batch_size),
         "eval_extractor": eval_extractor.name,
         "sizes": {"train": len(tr.y), "val": len(va.y), "test": len(te.y)},
         "history": history, "wall_time_s": round(elapsed, 2),
