@@ -6,7 +6,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.lookright-installed
 
-.PHONY: demo test install reproduce reproduce-rl reproduce-vlm evaluate bench bench-quantus subset clean
+.PHONY: demo test install reproduce reproduce-suite reproduce-decoy-cdep reproduce-rl reproduce-vlm evaluate bench bench-quantus subset clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -34,6 +34,22 @@ reproduce: $(STAMP)
 	for c in configs/colormnist-*.yaml configs/decoymnist-*.yaml; do \
 	  $(VENV)/bin/lookright sweep $$c --seeds $(SEEDS) --jobs $(JOBS) out_dir=$(OUT) $(OVERRIDES) || exit 1; done
 	$(VENV)/bin/lookright summarize $(OUT) --out $(OUT)/results.md
+
+# The shortcut suite (docs/shortcut-removal.md): every method on every suite benchmark, 5 seeds,
+# then the table and the selection study (about 40 minutes on 2 cores):
+#   LOOKRIGHT_DATA=/path/to/data make reproduce-suite
+SUITE_METHODS ?= vanilla counterfactual camal rrr
+reproduce-suite: $(STAMP)
+	for m in $(SUITE_METHODS); do for c in configs/suite/*-$$m.yaml; do \
+	  $(VENV)/bin/lookright sweep $$c --seeds $(SEEDS) --jobs $(JOBS) || exit 1; done; done
+	$(VENV)/bin/lookright summarize runs/suite --out runs/suite/results.md
+	$(VENV)/bin/lookright selection-study runs/suite --out runs/suite/selection.md
+
+# DecoyMNIST-CDEP under CDEP's own recipe (raw pixels, Adam, <= 5 epochs, early stopping), 5 seeds:
+reproduce-decoy-cdep: $(STAMP)
+	for m in vanilla counterfactual cdep rrr; do \
+	  $(VENV)/bin/lookright sweep configs/decoymnist-cdep-recipe-$$m.yaml --seeds $(SEEDS) --jobs $(JOBS) || exit 1; done
+	$(VENV)/bin/lookright summarize runs --out runs/decoymnist-cdep-recipe.md
 
 # PPO vs PPO + CAMAL vs PPO + KL on CueGrid, 5 seeds each (about 25 minutes on 2 cores):
 reproduce-rl: $(STAMP)

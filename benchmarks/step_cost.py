@@ -1,7 +1,9 @@
 """Cost of attention extraction and alignment losses, as ratios to a baseline measured in the same run.
 
-* training step with CAM-KL, Grad-CAM-KL (second order, and first order: alpha held constant)
-  and RRR losses over a plain cross-entropy step;
+* training step with CAM-KL, CAMAL, Grad-CAM-KL (second order, and first order: alpha held
+  constant), RRR, Expected-Gradients (one reference per image, RRR's penalty on its map) and CDEP
+  (contextual decomposition) losses, and with mask-guided counterfactual augmentation, over a
+  plain cross-entropy step;
 * CAM and Grad-CAM extraction over a forward pass (both without a graph kept for training).
 
 Measurements are interleaved (every round runs each variant once, in a shuffled order,
@@ -25,9 +27,11 @@ import torch
 import torch.nn.functional as F
 
 from lookright.attention import create_extractor
+from lookright.data.counterfactual import counterfactual
 from lookright.losses import create_loss
 from lookright.models import create_model
 
+CDEP_MODELS = ("lenet",)  # contextual decomposition supports LeNet-GAP and CDEP's CNN
 CASES = {
     "lenet": {"model": {"name": "lenet"}, "batch": 256, "size": 32},
     "resnet18": {"model": {"name": "resnet18", "num_classes": 10, "image_size": 224}, "batch": 16, "size": 224},
@@ -48,7 +52,11 @@ def make_case(name: str, device: torch.device):
     grid = cam(model, x[:1], 0).shape[-2:]
     target = (torch.rand(b, *grid, device=device) > 0.6).float()
     target_in = (torch.rand(b, s, s, device=device) > 0.6).float()
-    kl, rrr = create_loss("kl"), create_loss("rrr")
+    kl, rrr, camal, cdep = create_loss("kl"), create_loss("rrr"), create_loss("camal"), create_loss("cdep")
+    eg = create_extractor("expected-gradients")
+    mask_in = torch.zeros(b, 1, s, s, device=device)
+    mask_in[:, :, s // 4 : 3 * s // 4, s // 4 : 3 * s // 4] = 1
+    gen = torch.Generator().manual_seed(0)
 
     def step(loss_fn):
         def run():
@@ -66,6 +74,13 @@ def make_case(name: str, device: torch.device):
             return F.cross_entropy(logits, y) + loss(maps, target_map)
         return total
 
+    def counterfactual_ce():
+        return F.cross_entropy(model(counterfactual(x, y, mask_in, "swap", gen)), y)
+
+    def cdep_total():
+        logits, penalty = cdep.model_loss(model, x, y, mask_in[:, 0])
+        return F.cross_entropy(logits, y) + penalty
+
     def forward():
         with torch.no_grad():
             model(x)
@@ -75,8 +90,13 @@ def make_case(name: str, device: torch.device):
         "cam_kl_step": step(aligned(cam, kl, target)),
         "gradcam_kl_step": step(aligned(gradcam, kl, target)),
         "gradcam_first_order_kl_step": step(aligned(gradcam_first, kl, target)),
+        "camal_step": step(aligned(cam, camal, target)),
         "rrr_step": step(aligned(grads, rrr, target_in)),
+        "counterfactual_step": step(counterfactual_ce),
+        "expected_gradients_step": step(aligned(eg, rrr, target_in)),
     }
+    if name in CDEP_MODELS:
+        steps["cdep_step"] = step(cdep_total)
     extraction = {"forward": forward, "cam": lambda: cam(model, x, y), "gradcam": lambda: gradcam(model, x, y)}
     return steps, extraction
 

@@ -52,8 +52,9 @@ def test_sweep_and_summarize(tmp_path):
     ])
     assert result.exit_code == 0, result.output
     assert len(list(tmp_path.rglob("metrics.json"))) == 2
-    summary = runner.invoke(app, ["summarize", str(tmp_path), "--out", str(tmp_path / "t.md")])
-    assert summary.exit_code == 0 and "± " in (tmp_path / "t.md").read_text()
+    summary = runner.invoke(app, ["summarize", str(tmp_path), "--out", str(tmp_path / "t.md"), "--paired", "-vanilla"])
+    text = (tmp_path / "t.md").read_text()
+    assert summary.exit_code == 0 and "± " in text and "t-test p" in text
 
 
 def test_sweep_resumes_an_interrupted_run(tmp_path):

@@ -213,3 +213,58 @@ def test_aligner_on_missing_layer_names_the_layers(tmp_path):
                         "loss": {"name": "camal"}, "attention": {"layer": "layer4"}, "train": {"epochs": 1}})
     with pytest.raises(ConfigError, match="no layer 'layer4'.*conv2"):
         train(cfg, tmp_path / "x", progress=False)
+
+
+def test_all_class_cam_is_sum_of_abs_class_maps():
+    from lookright.attention import create_extractor
+
+    torch.manual_seed(0)
+    model = create_model("lenet").eval()
+    x = torch.randn(3, 3, 32, 32)
+    maps = create_extractor("cam-all-classes")(model, x)
+    cam = create_extractor("cam", post_relu=True)
+    expected = sum(cam(model, x, c).abs() for c in range(10))
+    assert torch.allclose(maps, expected, atol=1e-5)
+    assert torch.equal(maps, create_extractor("cam-all-classes")(model, x, 4))  # class-agnostic
+
+
+def test_suite_and_recipe_configs_validate():
+    from pathlib import Path
+
+    from lookright.train import load_config
+
+    root = Path(__file__).resolve().parents[1] / "configs"
+    suite = sorted(root.glob("suite/[a-z]*.yaml"))
+    assert {p.stem.rsplit("-", 1)[0] for p in suite} >= set(SUITE)
+    for path in [*suite, *root.glob("decoymnist-cdep-recipe-*.yaml")]:
+        cfg = load_config(path)
+        assert cfg.name == path.stem
+        if "counterfactual" in path.stem:
+            assert cfg.augment.counterfactual == 1.0 and cfg.train.selection == "counterfactual"
+    recipe = load_config(root / "decoymnist-cdep-recipe-vanilla.yaml")
+    assert (recipe.model.input_scale, recipe.optim.name, recipe.train.batch_size, recipe.train.epochs,
+            recipe.train.patience, recipe.data.val_fraction) == ("raw", "adam", 64, 5, 2, 0.1)
+    kl = load_config(root / "colormnist-kl.yaml")
+    assert kl.data.mask_threshold == 10 and kl.train.selection == "val_acc_x_align"
+
+
+def test_official_learning_to_look_ring_covers_more_cells():
+    from lookright.targets import LEARNING_TO_LOOK_CONTOUR, LEARNING_TO_LOOK_OFFICIAL, MaskPipeline
+
+    bench = create_benchmark("colormnist", embedded=True, mask_threshold=10)
+    masks = torch.from_numpy(bench.train.mask[:500])
+    official = MaskPipeline(LEARNING_TO_LOOK_OFFICIAL)(masks, (10, 10)) > 0
+    direct = MaskPipeline(LEARNING_TO_LOOK_CONTOUR)(masks, (10, 10)) > 0
+    assert 28 < official.float().sum((1, 2)).mean() < 34 and 18 < direct.float().sum((1, 2)).mean() < 24
+    assert (direct & ~official).float().mean() < 0.01  # the official ring contains the direct one
+
+
+def test_paired_table_pairs_by_seed():
+    from lookright.report.summary import paired_table
+
+    rows = [{"dataset": "d", "name": n, "seed": s, "val_acc": 99.0, "shifted_test_acc": base + s + (bonus if n == "d-cf" else 0)}
+            for n, base, bonus in (("d-vanilla", 40.0, 0), ("d-cf", 40.0, 50.0)) for s in range(5)]
+    text = paired_table(rows, "-vanilla")
+    line = next(li for li in text.splitlines() if "| d-cf |" in li)
+    assert "| 50 | 0 |" in line  # constant +50 over 5 paired seeds: t-test p = 0
+    assert "(reference)" in next(li for li in text.splitlines() if "| d-vanilla |" in li)

@@ -174,12 +174,18 @@ def sweep(
 def summarize(
     root: Annotated[Path, typer.Argument(help="folder searched for run folders")] = Path("runs"),
     out: Annotated[Path | None, typer.Option(help="write the Markdown table here")] = None,
+    paired: Annotated[str | None, typer.Option(
+        help="also compare every run name with its dataset's run whose name ends with this suffix "
+             "(e.g. -vanilla), paired by seed")] = None,
 ) -> None:
     """Summarise every run under ROOT: mean ± std over seeds per (dataset, run name)."""
-    from lookright.report.summary import find_runs, markdown_table, read_metrics
+    from lookright.report.summary import find_runs, markdown_table, paired_table, read_metrics
     from lookright.report.summary import summarize as summarise_rows
 
-    text = markdown_table(summarise_rows(read_metrics(find_runs(root))))
+    rows = read_metrics(find_runs(root))
+    text = markdown_table(summarise_rows(rows))
+    if paired:
+        text += "\n" + paired_table(rows, paired)
     if out:
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(text)

@@ -55,3 +55,32 @@ def class_activation_map(acts: torch.Tensor, weights: torch.Tensor, classes: tor
     """``(B, C, h, w)`` activations, ``(K, C)`` head weights, ``(B,)`` classes -> ``(B, h, w)`` CAMs."""
     # a broadcast multiply-sum: on CPU it is several times faster than einsum's bmm here
     return (acts * weights[classes][:, :, None, None]).sum(dim=1)
+
+
+@EXTRACTORS.register("cam-all-classes")
+class AllClassCAM(CAM):
+    """Class-agnostic CAM: ``sum_c |CAM_c|`` over every class, on ``ReLU(A)`` (what the head reads).
+
+    A loss on the true class's CAM leaves the other classes free to read a cue outside the mask
+    (their evidence shifts the softmax just as well); this map is large wherever *any* class
+    draws evidence, so penalising it outside the mask closes that gap. ``target_class`` is
+    ignored (the map is the same for every class).
+    """
+
+    name = "cam-all-classes"
+
+    def __init__(self, layer: str | None = None, classifier: str | None = None) -> None:
+        super().__init__(layer, classifier, post_relu=True)
+
+    def with_logits(self, model, x, target_class=None, differentiable=False):
+        weights = self._weights(model)
+        grad_mode = contextlib.nullcontext() if differentiable else torch.no_grad()
+        with grad_mode, capture(layer_of(model, self.layer)) as store:
+            logits = model(x)
+            acts = F.relu(store["output"])
+            if acts.shape[1] != weights.shape[1]:
+                raise ConfigError(
+                    f"CAM layer has {acts.shape[1]} channels but the classifier takes {weights.shape[1]}"
+                )
+            maps = torch.einsum("bkhw,ck->bchw", acts, weights).abs().sum(dim=1)
+        return maps, logits

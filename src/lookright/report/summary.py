@@ -13,6 +13,7 @@ COLUMNS = {
     "val_counterfactual_acc": "counterfactual val acc (%)",
     "shortcut_mass": "attention on shortcut",
     "digit_mass": "attention on digit",
+    "shortcut_grad_mass": "input gradient on shortcut",
     "wall_time_s": "wall time / run (s)",
 }
 
@@ -27,6 +28,7 @@ def read_metrics(run_dirs: list[Path]) -> list[dict]:
                 mass = m.get("attention_mass", {})
                 m["shortcut_mass"] = (mass.get("shortcut") or {}).get("mean")
                 m["digit_mass"] = (mass.get("digit") or {}).get("mean")
+                m["shortcut_grad_mass"] = ((m.get("input_gradient_mass") or {}).get("shortcut") or {}).get("mean")
                 rows.append(m)
     return rows
 
@@ -70,5 +72,35 @@ def markdown_table(summary: list[dict], group_by: tuple[str, ...] = ("dataset", 
                 cells.append(f"{value[0]:.3f} ± {value[1]:.3f}")
             else:
                 cells.append(f"{value[0]:.2f} ± {value[1]:.2f}")
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def paired_table(rows: list[dict], reference_suffix: str = "-vanilla",
+                 metric: str = "shifted_test_acc") -> str:
+    """Each run name against the run of its dataset whose name ends with ``reference_suffix``,
+    paired by seed: mean difference of ``metric``, paired t-test and Wilcoxon p-values, and the
+    gap ``val_acc - metric`` (how far the shift pulls the method below its own validation)."""
+    from lookright.metrics.statistics import paired_tests
+
+    by: dict[tuple[str, str], dict[int, dict]] = defaultdict(dict)
+    for row in rows:
+        by[(row["dataset"], row["name"])][row["seed"]] = row
+    lines = ["| dataset | name | seeds | gap val - shifted | vs reference | mean difference | t-test p | Wilcoxon p |",
+             "|---|---|---|---|---|---|---|---|"]
+    for (dataset, name), seeds in sorted(by.items()):
+        gaps = [r["val_acc"] - r[metric] for r in seeds.values()]
+        gap = mean_std(gaps)
+        refs = [n for (d, n) in by if d == dataset and n.endswith(reference_suffix)]
+        cells = [dataset, name, str(len(seeds)), f"{gap[0]:.2f} ± {gap[1]:.2f}"]
+        if refs and refs[0] != name:
+            ref = by[(dataset, refs[0])]
+            common = sorted(set(seeds) & set(ref))
+            test = paired_tests([seeds[s][metric] for s in common], [ref[s][metric] for s in common])
+            fmt = lambda v: "n/a" if v is None else f"{v:.3g}"  # noqa: E731
+            cells += [f"{refs[0]} ({len(common)} seeds)", fmt(test["mean_difference"]), fmt(test["t_test_p"]),
+                      fmt(test["wilcoxon_p"])]
+        else:
+            cells += ["(reference)" if refs else "no reference", "", "", ""]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
