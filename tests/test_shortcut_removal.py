@@ -268,3 +268,15 @@ def test_paired_table_pairs_by_seed():
     line = next(li for li in text.splitlines() if "| d-cf |" in li)
     assert "| 50 | 0 |" in line  # constant +50 over 5 paired seeds: t-test p = 0
     assert "(reference)" in next(li for li in text.splitlines() if "| d-vanilla |" in li)
+
+
+def test_expected_gradients_prior_trains_from_config(tmp_path):
+    cfg = build_config({"data": {"name": "frame-colour-mnist", "embedded": True, "max_train": 128, "max_test": 64},
+                        "loss": {"name": "rrr", "lambda0": 1.0},
+                        "attention": {"extractor": "expected-gradients", "options": {"samples": 2, "seed": 0}},
+                        "train": {"epochs": 1, "batch_size": 64}, "eval": {"figure_images": 1}})
+    metrics = train(cfg, tmp_path / "eg", progress=False)
+    assert metrics["history"][0]["train_align"] > 0
+    with pytest.raises(ConfigError, match="expected-gradients"):
+        train(build_config({**cfg.model_dump(), "attention": {"extractor": "expected-gradients",
+                                                              "options": {"bogus": 1}}}), tmp_path / "b", progress=False)

@@ -42,11 +42,12 @@ def create_extractor(name: str, **options) -> Extractor:
     return EXTRACTORS.create(name, **options)
 
 
-def create_extractor_from(name: str, shared: dict) -> Extractor:
+def create_extractor_from(name: str, shared: dict, options: dict | None = None) -> Extractor:
     """Build extractor ``name`` from shared settings, passing each only the keys it accepts
-    (e.g. ``layer`` goes to CAM and Grad-CAM, not to input gradients)."""
+    (e.g. ``layer`` goes to CAM and Grad-CAM, not to input gradients), plus its own ``options``
+    (every one of which it must accept)."""
     accepted = inspect.signature(EXTRACTORS.get(name)).parameters
-    return create_extractor(name, **{k: v for k, v in shared.items() if k in accepted})
+    return create_extractor(name, **{k: v for k, v in shared.items() if k in accepted}, **(options or {}))
 
 
 def resolve_targets(target_class, logits: torch.Tensor) -> torch.Tensor:

@@ -63,6 +63,7 @@ class AttentionConfig(Strict):
     post_relu: bool = False  # CAM on ReLU(A) instead of A
     second_order: bool = True  # Grad-CAM: train through alpha too (create_graph)
     target: Literal["label", "pred"] = "label"
+    options: dict[str, Any] = Field(default_factory=dict, description="extractor-specific options, e.g. samples")
 
 
 class TargetConfig(Strict):

@@ -89,14 +89,16 @@ def build_parts(cfg: RunConfig) -> tuple[nn.Module, Extractor | None, AlignmentL
     extractor = None
     if loss_fn is not None and not getattr(loss_fn, "needs_model", False):
         name = cfg.attention.extractor or loss_fn.default_extractor
-        extractor = extractor_from_config(name, cfg)
+        extractor = extractor_from_config(name, cfg, training=True)
     eval_name = cfg.eval.extractor or ("cam" if getattr(model, "classifier", None) else "gradcam")
     return model, extractor, loss_fn, extractor_from_config(eval_name, cfg)
 
 
-def extractor_from_config(name: str, cfg: RunConfig) -> Extractor:
-    """Extractor ``name`` with the ``attention`` section's settings that apply to it."""
-    return create_extractor_from(name, cfg.attention.model_dump(include={"layer", "post_relu", "second_order"}))
+def extractor_from_config(name: str, cfg: RunConfig, training: bool = False) -> Extractor:
+    """Extractor ``name`` with the ``attention`` section's settings that apply to it
+    (``attention.options`` go to the training extractor only)."""
+    shared = cfg.attention.model_dump(include={"layer", "post_relu", "second_order"})
+    return create_extractor_from(name, shared, cfg.attention.options if training else None)
 
 
 def attention_grid(model: nn.Module, extractor: Extractor, x: torch.Tensor) -> tuple[int, int]:
@@ -113,9 +115,12 @@ def to_tensors(split: Split, model: nn.Module, device, cfg: RunConfig, pipeline,
     mask = torch.from_numpy(split.mask).to(device)
     shortcut = torch.from_numpy(split.shortcut).to(device)
     data = Tensors(x=x, y=torch.from_numpy(split.y).to(device), target=None, mask=mask, shortcut=shortcut)
-    dilate = cfg.augment.dilate if split_name == "train" else cfg.train.counterfactual_dilate
-    if split_name != "test":
-        data.input_mask = input_masks(mask, x.shape[-2:], dilate)
+    # the relevant mask at the input's size: for counterfactual augmentation (train) and the
+    # counterfactual validation score (val); the shifted test split never needs it
+    if split_name == "val":
+        data.input_mask = input_masks(mask, x.shape[-2:], cfg.train.counterfactual_dilate)
+    elif split_name == "train" and cfg.augment.counterfactual > 0:
+        data.input_mask = input_masks(mask, x.shape[-2:], cfg.augment.dilate)
     if pipeline is None:
         return data
     raw = torch.from_numpy(split.x).to(device)
