@@ -42,14 +42,14 @@ SUITE_METHODS ?= vanilla counterfactual camal rrr
 reproduce-suite: $(STAMP)
 	for m in $(SUITE_METHODS); do for c in configs/suite/*-$$m.yaml; do \
 	  $(VENV)/bin/lookright sweep $$c --seeds $(SEEDS) --jobs $(JOBS) || exit 1; done; done
-	$(VENV)/bin/lookright summarize runs/suite --out runs/suite/results.md
+	$(VENV)/bin/lookright summarize runs/suite --paired -vanilla --out runs/suite/results.md
 	$(VENV)/bin/lookright selection-study runs/suite --out runs/suite/selection.md
 
-# DecoyMNIST-CDEP under CDEP's own recipe (raw pixels, Adam, <= 5 epochs, early stopping), 5 seeds:
+# Both DecoyMNIST variants under CDEP's own recipe (raw pixels, Adam, <= 5 epochs, early stopping), 5 seeds:
 reproduce-decoy-cdep: $(STAMP)
-	for m in vanilla counterfactual cdep rrr; do \
-	  $(VENV)/bin/lookright sweep configs/decoymnist-cdep-recipe-$$m.yaml --seeds $(SEEDS) --jobs $(JOBS) || exit 1; done
-	$(VENV)/bin/lookright summarize runs --out runs/decoymnist-cdep-recipe.md
+	for c in configs/decoymnist-cdep-recipe-*.yaml configs/decoymnist-rrr-recipe-*.yaml; do \
+	  $(VENV)/bin/lookright sweep $$c --seeds $(SEEDS) --jobs $(JOBS) || exit 1; done
+	$(VENV)/bin/lookright summarize runs/recipe --paired -vanilla --out runs/recipe/results.md
 
 # PPO vs PPO + CAMAL vs PPO + KL on CueGrid, 5 seeds each (about 25 minutes on 2 cores):
 reproduce-rl: $(STAMP)

@@ -75,7 +75,7 @@ def make_case(name: str, device: torch.device):
         return total
 
     def counterfactual_ce():
-        return F.cross_entropy(model(counterfactual(x, y, mask_in, "swap", gen)), y)
+        return F.cross_entropy(model(counterfactual(x, mask_in, "swap", gen)), y)
 
     def cdep_total():
         logits, penalty = cdep.model_loss(model, x, y, mask_in[:, 0])

@@ -21,6 +21,7 @@ def test_colormnist_colours(tiny_mnist):
     assert b.train.x.shape == (40, 3, 28, 28) and b.train.x.dtype == np.uint8
     assert COLOURS_HEX[0] == "ff0000" and tuple(COLOURS[9]) == (0x80, 0x00, 0x80)
     full = np.full((1, 28, 28), 255, np.uint8)
+    full[0, 27, 27] = 0  # a mask covering the whole image is rejected (nothing to align away from)
     for y in range(10):
         one = MNIST(full, np.array([y], np.uint8), full, np.array([y], np.uint8), "x")
         bb = create_benchmark("colormnist", mnist=one)
@@ -56,8 +57,9 @@ def test_decoy_test_rules(tiny_mnist):
     cdep = create_benchmark("decoymnist-cdep", mnist=tiny_mnist)
     v = (cdep.test.x[:, 0].astype(int) * cdep.test.shortcut).reshape(20, -1).max(1)
     np.testing.assert_array_equal(v, 25 * cdep.test.y)
-    big = MNIST(np.zeros((1, 28, 28), np.uint8), np.zeros(1, np.uint8), np.zeros((2000, 28, 28), np.uint8),
-                np.zeros(2000, np.uint8), "x")
+    ink = np.zeros((2000, 28, 28), np.uint8)
+    ink[:, 14, 14] = 255  # one pixel of digit: blank digits everywhere would be rejected (all masks empty)
+    big = MNIST(ink[:1], np.zeros(1, np.uint8), ink, np.zeros(2000, np.uint8), "x")
     rrr = create_benchmark("decoymnist-rrr", mnist=big)
     v = (rrr.test.x[:, 0].astype(int) * rrr.test.shortcut).reshape(2000, -1).max(1)
     assert set(np.unique(v)) == {255 - 25 * r for r in range(10)}  # independent of the label (all 0)

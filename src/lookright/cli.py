@@ -47,13 +47,16 @@ def _fail(exc: Exception) -> None:
 
 def _run_table(results: list[dict], title: str) -> Table:
     table = Table(title=title)
-    for col in ("run", "seed", "shifted test acc", "val acc", "attention on digit", "on shortcut", "wall time"):
+    for col in ("run", "seed", "shifted test acc", "val acc", "counterfactual val acc", "attention on digit",
+                "on shortcut", "input gradient on shortcut", "wall time"):
         table.add_column(col)
     for m in results:
-        mass = m["attention_mass"]
+        mass, grad = m["attention_mass"], m.get("input_gradient_mass") or {}
         fmt = lambda v: "n/a" if v is None else f"{v:.3f}"  # noqa: E731
+        cf = m.get("val_counterfactual_acc")
         table.add_row(m["name"], str(m["seed"]), f"{m['shifted_test_acc']:.2f}%", f"{m['val_acc']:.2f}%",
-                      fmt(mass["digit"]["mean"]), fmt(mass["shortcut"]["mean"]), f"{m['wall_time_s']:.0f}s")
+                      "n/a" if cf is None else f"{cf:.2f}%", fmt(mass["digit"]["mean"]), fmt(mass["shortcut"]["mean"]),
+                      fmt((grad.get("shortcut") or {}).get("mean")), f"{m['wall_time_s']:.0f}s")
     return table
 
 
@@ -216,11 +219,11 @@ def selection_study_cmd(
 def demo(
     data_dir: DataDir = None,
     out_dir: Annotated[str, typer.Option(help="where run folders go")] = "runs",
-    epochs: Annotated[int, typer.Option(min=2, help="epochs per run")] = 30,
+    epochs: Annotated[int, typer.Option(min=2, help="epochs per run")] = 6,
     seed: int = 0,
 ) -> None:
-    """Vanilla vs KL attention alignment on ColorMNIST (embedded subset unless --data-dir)."""
-    from lookright.demo import demo_configs
+    """Vanilla, CAMAL and counterfactual augmentation on frame-colour-mnist (embedded subset unless --data-dir)."""
+    from lookright.demo import TITLE, demo_configs
     from lookright.train.trainer import train as train_run
 
     runs = demo_configs(out_dir, data_dir, epochs, seed)
@@ -228,7 +231,7 @@ def demo(
         results = [train_run(cfg, folder) for cfg, folder in runs]
     except LookrightError as exc:
         _fail(exc)
-    console.print(_run_table(results, "ColorMNIST (CDEP variant): train colour = label, test colour = 9 - label"))
+    console.print(_run_table(results, TITLE))
     for cfg, folder in runs:
         console.print(f"{cfg.name}: {folder}/metrics.json, figures in {folder}/figures/")
 

@@ -1,8 +1,9 @@
 """Shortcut reliance measured without the shifted test set.
 
-``counterfactual_accuracy``: accuracy on ``M * x + (1 - M) * x_partner`` where the partner is an
-image of another class from the same (in-distribution) split: the region outside the relevant
-mask, and any cue there, now points to a wrong label. ``consistency``: the share of images whose
+``acc``: accuracy on ``M * x + (1 - M) * context(x_partner)`` where the partner is another image
+of the same (in-distribution) split, of any class: the region outside the relevant mask, and any
+cue there, now comes from a random image and says nothing about the label, as under a shortcut
+benchmark's test rule. ``consistency``: the share of images whose
 prediction does not change under that swap. Both need only training-distribution images and
 their masks; a model that ignores everything outside the mask scores its clean accuracy and
 consistency 100%. The partner draw is seeded (``seed``), so the score is repeatable and the same
@@ -25,7 +26,7 @@ def counterfactual_scores(model, x: torch.Tensor, y: torch.Tensor, input_mask: t
     acc = cons = 0.0
     for r in range(repeats):
         gen = torch.Generator().manual_seed(seed * 7919 + r)
-        x_cf = counterfactual(x, y, input_mask, "swap", gen)
+        x_cf = counterfactual(x, input_mask, "swap", gen)
         pred = predict(model, x_cf, batch_size)
         acc += accuracy(pred, y)
         cons += accuracy(pred, clean)

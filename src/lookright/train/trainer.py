@@ -300,7 +300,7 @@ def train(
                 idx = perm[step * bs : (step + 1) * bs]
                 x, y = tr.x[idx], tr.y[idx]
                 if cfg.augment.counterfactual > 0:
-                    x = augment_batch(x, y, tr.input_mask[idx], cfg.augment, cf_gen)
+                    x = augment_batch(x, tr.input_mask[idx], cfg.augment, cf_gen)
                 if not use_align:
                     logits = model(x)
                     align = None
@@ -378,13 +378,13 @@ def train(
     return metrics
 
 
-def augment_batch(x, y, input_mask, aug, generator) -> torch.Tensor:
+def augment_batch(x, input_mask, aug, generator) -> torch.Tensor:
     """Replace the non-mask pixels of the first ``aug.counterfactual`` share of a (shuffled) batch."""
-    k = int(round(aug.counterfactual * len(y)))
+    k = int(round(aug.counterfactual * len(x)))
     if k == 0:
         return x
     x = x.clone()
-    x[:k] = counterfactual(x[:k], y[:k], input_mask[:k], aug.fill, generator)
+    x[:k] = counterfactual(x[:k], input_mask[:k], aug.fill, generator)
     return x
 
 
