@@ -1,7 +1,6 @@
 """The shortcut suite, counterfactual augmentation and selection, CDEP's recipe, benchmark checks."""
 
 import json
-import shlex
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +20,6 @@ from lookright.train.config import build_config
 
 SUITE = ["frame-colour-mnist", "tint-mnist", "grating-mnist", "texture-mnist-64"]
 ROOT = Path(__file__).resolve().parents[1]
-DOC = ROOT / "docs" / "shortcut-removal.md"
 
 
 def fake_mnist(n=60, seed=0):
@@ -282,50 +280,3 @@ def test_expected_gradients_prior_trains_from_config(tmp_path):
     with pytest.raises(ConfigError, match="expected-gradients"):
         train(build_config({**cfg.model_dump(), "attention": {"extractor": "expected-gradients",
                                                               "options": {"bogus": 1}}}), tmp_path / "b", progress=False)
-
-
-def test_docs_register_example_runs():
-    text = DOC.read_text()
-    code = text.split("```python\n", 1)[1].split("```", 1)[0]
-    try:
-        exec(compile(code, "docs/shortcut-removal.md", "exec"), {})
-        bench = create_benchmark("stripe-mnist", mnist=fake_mnist(30))
-        assert bench.train.shortcut[:, 0].all() and bench.train.x.shape == (30, 1, 28, 28)
-    finally:
-        GENERATORS._factories.pop("stripe-mnist", None)
-
-
-TINY = ["data.embedded=true", "data.max_train=150", "data.max_test=60", "train.epochs=1", "eval.figure_images=1"]
-
-
-def doc_commands() -> list[list[str]]:
-    """Every ``lookright ...`` line of the bash blocks in docs/shortcut-removal.md, as argv lists."""
-    text = DOC.read_text()
-    blocks = [b.split("```", 1)[0] for b in text.split("```bash\n")[1:]]
-    lines = [li.split("#", 1)[0].strip() for b in blocks for li in b.splitlines()]
-    return [shlex.split(li)[1:] for li in lines if li.startswith("lookright ")]
-
-
-def test_docs_commands_run(tmp_path, monkeypatch):
-    """Each command of the page, on tiny data: sweeps and trains first, then the summaries over their runs."""
-    from typer.testing import CliRunner
-
-    from lookright.cli import app
-
-    monkeypatch.chdir(ROOT)
-    commands = doc_commands()
-    assert any(c[0] == "sweep" for c in commands) and any(c[0] == "selection-study" for c in commands)
-    runner = CliRunner()
-    for argv in sorted(commands, key=lambda c: c[0] in ("summarize", "selection-study")):
-        if argv[0] in ("sweep", "train"):
-            argv = ["1" if prev == "--seeds" else a for prev, a in zip(["", *argv], argv)]
-            argv = [a for a in argv if not a.startswith(("seed=", "out_dir="))]
-            argv += [*TINY, f"out_dir={tmp_path / 'runs'}"]
-            if argv[0] == "train":
-                argv += ["--run-dir", str(tmp_path / "runs" / "train")]
-        else:
-            argv = [argv[0], str(tmp_path / "runs"), *argv[2:]]
-            argv = [str(tmp_path / "out.md") if prev == "--out" else a for prev, a in zip(["", *argv], argv)]
-        result = runner.invoke(app, argv)
-        assert result.exit_code == 0, (argv, result.output)
-
