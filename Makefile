@@ -66,7 +66,7 @@ evaluate: $(STAMP)
 	    --out report/$$b || exit 1; done
 
 bench: $(STAMP)
-	$(PY) benchmarks/step_cost.py
+	$(PY) benchmarks/step_cost.py --rounds 11
 
 bench-quantus: $(STAMP)
 	$(PY) -m pip install -q -e '.[bench]'
