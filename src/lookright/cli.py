@@ -47,9 +47,9 @@ def _fail(exc: Exception) -> None:
 
 def _run_table(results: list[dict], title: str) -> Table:
     table = Table(title=title)
-    for col in ("run", "seed", "shifted test acc", "val acc", "counterfactual val acc", "attention on digit",
-                "on shortcut", "input gradient on shortcut", "wall time"):
-        table.add_column(col)
+    for col in ("run", "seed", "shifted test acc", "val acc", "counterfactual val", "CAM on digit",
+                "CAM on shortcut", "gradient on shortcut", "time"):
+        table.add_column(col, no_wrap=col == "run")
     for m in results:
         mass, grad = m["attention_mass"], m.get("input_gradient_mass") or {}
         fmt = lambda v: "n/a" if v is None else f"{v:.3f}"  # noqa: E731
@@ -219,7 +219,7 @@ def selection_study_cmd(
 def demo(
     data_dir: DataDir = None,
     out_dir: Annotated[str, typer.Option(help="where run folders go")] = "runs",
-    epochs: Annotated[int, typer.Option(min=2, help="epochs per run")] = 6,
+    epochs: Annotated[int, typer.Option(min=2, help="epochs per run")] = 10,
     seed: int = 0,
 ) -> None:
     """Vanilla, CAMAL and counterfactual augmentation on frame-colour-mnist (embedded subset unless --data-dir)."""

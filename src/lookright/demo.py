@@ -22,7 +22,7 @@ def demo_configs(out_dir: str, data_dir: str | None, epochs: int, seed: int) -> 
         data["max_train"] = 5000
     common = {
         "seed": seed, "out_dir": out_dir, "data": data, "model": {"name": "lenet"},
-        "optim": {"name": "adam", "lr": 1e-3}, "scheduler": {"name": "none"},
+        "optim": {"name": "adam", "lr": 3e-3}, "scheduler": {"name": "none"},
     }
     train = {"epochs": epochs, "batch_size": 64}
     methods = {
