@@ -38,7 +38,7 @@ reproduce: $(STAMP)
 # The shortcut suite (docs/shortcut-removal.md): every method on every suite benchmark, 5 seeds,
 # then the table and the selection study (about 40 minutes on 2 cores):
 #   LOOKRIGHT_DATA=/path/to/data make reproduce-suite
-SUITE_METHODS ?= vanilla counterfactual camal rrr rrr-class kl
+SUITE_METHODS ?= vanilla counterfactual camal rrr rrr-class kl eg
 reproduce-suite: $(STAMP)
 	for m in $(SUITE_METHODS); do for c in configs/suite/*-$$m.yaml; do \
 	  $(VENV)/bin/lookright sweep $$c --seeds $(SEEDS) --jobs $(JOBS) || exit 1; done; done
