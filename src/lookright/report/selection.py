@@ -3,7 +3,7 @@
 For every run (and, separately, every epoch of every run) it pairs a validation score with the
 true shifted-test accuracy and reports Spearman's rank correlation per benchmark and over all
 runs pooled. Scores: ``val_counterfactual_acc`` (accuracy on in-distribution validation images
-whose non-mask pixels come from an image of another class; :mod:`lookright.metrics.counterfactual`)
+whose non-mask pixels come from another image, of any class; :mod:`lookright.metrics.counterfactual`)
 against plain in-distribution ``val_acc``. A score that ranks with Spearman near 1 can choose
 lambda, E_attn and the epoch without ever seeing the shift.
 """
