@@ -45,6 +45,14 @@ def _fail(exc: Exception) -> None:
     raise typer.Exit(code=2)
 
 
+def _emit(text: str, out: Path | None) -> None:
+    """Print a Markdown table and, with ``--out``, write it there too."""
+    if out:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(text)
+    console.print(text)
+
+
 def _run_table(results: list[dict], title: str) -> Table:
     table = Table(title=title)
     for col in ("run", "seed", "shifted test acc", "val acc", "counterfactual val", "CAM on digit",
@@ -189,10 +197,7 @@ def summarize(
     text = markdown_table(summarise_rows(rows))
     if paired:
         text += "\n" + paired_table(rows, paired)
-    if out:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(text)
-    console.print(text)
+    _emit(text, out)
 
 
 @app.command("selection-study")
@@ -209,10 +214,7 @@ def selection_study_cmd(
         _fail(LookrightError(f"no finished run with a counterfactual validation score under {root}; "
                              "train runs with this version of lookright first"))
     text = selection_table(selection_study(rows))
-    if out:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(text)
-    console.print(text)
+    _emit(text, out)
 
 
 @app.command()

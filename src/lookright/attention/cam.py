@@ -47,8 +47,12 @@ class CAM(Extractor):
                 )
             if self.post_relu:
                 acts = F.relu(acts)
-            maps = class_activation_map(acts, weights, resolve_targets(target_class, logits))
+            maps = self.maps(acts, weights, logits, target_class)
         return maps, logits
+
+    def maps(self, acts: torch.Tensor, weights: torch.Tensor, logits: torch.Tensor, target_class) -> torch.Tensor:
+        """``(B, h, w)`` maps from the hooked activations and the head's weights."""
+        return class_activation_map(acts, weights, resolve_targets(target_class, logits))
 
 
 def class_activation_map(acts: torch.Tensor, weights: torch.Tensor, classes: torch.Tensor) -> torch.Tensor:
@@ -63,8 +67,8 @@ class AllClassCAM(CAM):
 
     A loss on the true class's CAM leaves the other classes free to read a cue outside the mask
     (their evidence shifts the softmax just as well); this map is large wherever *any* class
-    draws evidence, so penalising it outside the mask closes that gap. ``target_class`` is
-    ignored (the map is the same for every class).
+    draws evidence, so a loss on it constrains every class's evidence, not only the true
+    class's. ``target_class`` is ignored (the map is the same for every class).
     """
 
     name = "cam-all-classes"
@@ -72,15 +76,5 @@ class AllClassCAM(CAM):
     def __init__(self, layer: str | None = None, classifier: str | None = None) -> None:
         super().__init__(layer, classifier, post_relu=True)
 
-    def with_logits(self, model, x, target_class=None, differentiable=False):
-        weights = self._weights(model)
-        grad_mode = contextlib.nullcontext() if differentiable else torch.no_grad()
-        with grad_mode, capture(layer_of(model, self.layer)) as store:
-            logits = model(x)
-            acts = F.relu(store["output"])
-            if acts.shape[1] != weights.shape[1]:
-                raise ConfigError(
-                    f"CAM layer has {acts.shape[1]} channels but the classifier takes {weights.shape[1]}"
-                )
-            maps = torch.einsum("bkhw,ck->bchw", acts, weights).abs().sum(dim=1)
-        return maps, logits
+    def maps(self, acts, weights, logits, target_class):
+        return torch.einsum("bkhw,ck->bchw", acts, weights).abs().sum(dim=1)

@@ -10,8 +10,10 @@ Partners are a random derangement of the batch, *whatever their class*: the cont
 in it, then carries no information about the label (it matches it for about 1 / K of images,
 as under a shortcut benchmark's test rule). Always choosing a partner of another class would
 make the context *anti*-correlated with the label, a shortcut of its own that a model learns
-when the object is hard to read (seen on ``texture-mnist-64``: 0.8% in-distribution accuracy). A model that reads only the masked region gives the same
-prediction on ``x`` and ``x'``; a model that reads a cue outside it follows the partner's cue.
+when the object is hard to read (seen on ``texture-mnist-64``: 0.8% in-distribution accuracy).
+
+A model that reads only the masked region gives the same prediction on ``x`` and ``x'``; a model
+that reads a cue outside it follows the partner's cue.
 Works on batched tensors on any device; the partner draw uses the given generator (seeded, so a
 selection score is repeatable).
 """

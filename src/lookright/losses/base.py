@@ -19,6 +19,9 @@ class AlignmentLoss:
     name = "alignment"
     #: the extractor this loss is meant for, used when a config names none
     default_extractor = "cam"
+    #: True for penalties that need the model and its input rather than a map (CDEP): they
+    #: implement ``model_loss(model, x, y, target) -> (logits, loss)`` instead of ``per_image``
+    needs_model = False
 
     def __init__(self) -> None:
         self.last_skipped = 0

@@ -3,8 +3,8 @@
 ``acc``: accuracy on ``M * x + (1 - M) * context(x_partner)`` where the partner is another image
 of the same (in-distribution) split, of any class: the region outside the relevant mask, and any
 cue there, now comes from a random image and says nothing about the label, as under a shortcut
-benchmark's test rule. ``consistency``: the share of images whose
-prediction does not change under that swap. Both need only training-distribution images and
+benchmark's test rule. ``consistency``: the share of images whose prediction does not change
+under that swap. Both need only training-distribution images and
 their masks; a model that ignores everything outside the mask scores its clean accuracy and
 consistency 100%. The partner draw is seeded (``seed``), so the score is repeatable and the same
 for every model scored with that seed.
@@ -20,9 +20,13 @@ from lookright.metrics.accuracy import accuracy, predict
 
 @torch.no_grad()
 def counterfactual_scores(model, x: torch.Tensor, y: torch.Tensor, input_mask: torch.Tensor, seed: int = 0,
-                          batch_size: int = 2000, repeats: int = 1) -> dict:
-    """``{"acc": %, "consistency": %}`` averaged over ``repeats`` partner draws (caller sets eval mode)."""
-    clean = predict(model, x, batch_size)
+                          batch_size: int = 2000, repeats: int = 1, clean: torch.Tensor | None = None) -> dict:
+    """``{"acc": %, "consistency": %}`` averaged over ``repeats`` partner draws (caller sets eval mode).
+
+    ``clean``: the model's predictions on ``x`` when the caller already has them.
+    """
+    if clean is None:
+        clean = predict(model, x, batch_size)
     acc = cons = 0.0
     for r in range(repeats):
         gen = torch.Generator().manual_seed(seed * 7919 + r)

@@ -87,7 +87,7 @@ def build_parts(cfg: RunConfig) -> tuple[nn.Module, Extractor | None, AlignmentL
         model.input_spec = replace(model.input_spec, mean=0.0, std=1.0 / 255.0)
     loss_fn = create_loss(cfg.loss.name, **cfg.loss.options) if cfg.loss.name else None
     extractor = None
-    if loss_fn is not None and not getattr(loss_fn, "needs_model", False):
+    if loss_fn is not None and not loss_fn.needs_model:
         name = cfg.attention.extractor or loss_fn.default_extractor
         extractor = extractor_from_config(name, cfg, training=True)
     eval_name = cfg.eval.extractor or ("cam" if getattr(model, "classifier", None) else "gradcam")
@@ -137,12 +137,13 @@ def to_tensors(split: Split, model: nn.Module, device, cfg: RunConfig, pipeline,
     return data
 
 
-def alignment_step(model, extractor, loss_fn, x, y, target, target_mode):
+def alignment_step(model, extractor, loss_fn, x, y, target, target_mode, differentiable=True):
     """Forward once; return logits and the alignment loss on the batch."""
-    if getattr(loss_fn, "needs_model", False):  # input-space penalties that read the model (CDEP)
-        return loss_fn.model_loss(model, x, y, target)
+    if loss_fn.needs_model:  # input-space penalties that read the model (CDEP)
+        with torch.set_grad_enabled(differentiable):
+            return loss_fn.model_loss(model, x, y, target)
     cls = y if target_mode == "label" else None
-    maps, logits = extractor.with_logits(model, x, cls, differentiable=True)
+    maps, logits = extractor.with_logits(model, x, cls, differentiable=differentiable)
     return logits, loss_fn(maps, target)
 
 
@@ -160,17 +161,13 @@ def evaluate(model, data: Tensors, extractor, loss_fn, cfg: RunConfig) -> dict:
         logits = torch.cat([model(data.x[i : i + bs]) for i in range(0, len(data.y), bs)])
     out = {"acc": accuracy(logits.argmax(1), data.y), "loss": F.cross_entropy(logits, data.y).item()}
     if data.input_mask is not None:
-        out["counterfactual"] = counterfactual_scores(model, data.x, data.y, data.input_mask, cfg.seed, bs)
+        out["counterfactual"] = counterfactual_scores(model, data.x, data.y, data.input_mask, cfg.seed, bs,
+                                                      clean=logits.argmax(1))
     if loss_fn is not None and data.target is not None:
         total, n = 0.0, 0
         for i in range(0, len(data.y), bs):
-            cls = data.y[i : i + bs] if cfg.attention.target == "label" else None
-            if getattr(loss_fn, "needs_model", False):
-                with torch.no_grad():
-                    value = loss_fn.model_loss(model, data.x[i : i + bs], data.y[i : i + bs], data.target[i : i + bs])[1]
-            else:
-                maps = extractor(model, data.x[i : i + bs], cls)
-                value = loss_fn(maps, data.target[i : i + bs])
+            _, value = alignment_step(model, extractor, loss_fn, data.x[i : i + bs], data.y[i : i + bs],
+                                      data.target[i : i + bs], cfg.attention.target, differentiable=False)
             k = min(bs, len(data.y) - i) - loss_fn.last_skipped
             total, n = total + value.item() * k, n + k
         out["align"] = total / n if n else None
@@ -247,7 +244,7 @@ def train(
     pipeline = MaskPipeline(cfg.target.pipeline) if loss_fn is not None else None
     x_probe = model.input_spec.prepare(torch.from_numpy(train_split.x[:2])).to(device)
     grid = attention_grid(model, extractor, x_probe) if extractor is not None else None
-    if getattr(loss_fn, "needs_model", False):
+    if loss_fn is not None and loss_fn.needs_model:
         grid = tuple(x_probe.shape[-2:])  # its region lives at the model input's resolution
     clip = None
     if pipeline is not None and cfg.target.teacher == "vlm":
@@ -379,11 +376,11 @@ def train(
 
 
 def augment_batch(x, input_mask, aug, generator) -> torch.Tensor:
-    """Replace the non-mask pixels of the first ``aug.counterfactual`` share of a (shuffled) batch."""
+    """Replace the non-mask pixels of the first ``aug.counterfactual`` share of a (shuffled) batch,
+    in place (``x`` is the batch's own copy, gathered by index)."""
     k = int(round(aug.counterfactual * len(x)))
     if k == 0:
         return x
-    x = x.clone()
     x[:k] = counterfactual(x[:k], input_mask[:k], aug.fill, generator)
     return x
 
