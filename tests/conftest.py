@@ -6,7 +6,9 @@ import torch
 
 torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+REPO = Path(__file__).resolve().parents[1]
+CONFIGS = REPO / "configs"  # tests name configs by absolute path: they run from any folder
+SHARED = REPO.parent / "shared" / "data"
 
 
 @pytest.fixture

@@ -86,11 +86,11 @@ def test_cdep_loss_is_the_blob_share_and_trains_the_model(build):
     mask = digit_mask(x)
     loss_fn = create_loss("cdep")
     assert loss_fn.needs_model
-    logits, loss = loss_fn.model_loss(model, x, torch.zeros(4, dtype=torch.long), mask)
+    logits, (loss, valid) = loss_fn.model_loss(model, x, torch.zeros(4, dtype=torch.long), mask)
     blob, rest = contextual_decomposition(model, x, 1 - mask)
     share = torch.softmax(torch.stack((blob, rest), dim=-1), dim=-1)[..., 0].mean()
     assert loss.item() == pytest.approx(share.item(), abs=1e-6)
-    assert 0 < loss.item() < 1 and loss_fn.last_skipped == 0
+    assert 0 < loss.item() < 1 and valid == 4
     (loss + F.cross_entropy(logits, torch.arange(4))).backward()
     for name, p in model.named_parameters():
         assert p.grad is not None and torch.isfinite(p.grad).all(), name
@@ -102,12 +102,12 @@ def test_cdep_training_lowers_the_blob_share():
     mask = digit_mask(x)
     loss_fn = create_loss("cdep")
     opt = torch.optim.SGD(model.parameters(), lr=0.05)
-    first = loss_fn.model_loss(model, x, None, mask)[1].item()
+    first = loss_fn.model_loss(model, x, None, mask)[1].loss.item()
     for _ in range(10):
         opt.zero_grad()
-        loss_fn.model_loss(model, x, None, mask)[1].backward()
+        loss_fn.model_loss(model, x, None, mask)[1].loss.backward()
         opt.step()
-    assert loss_fn.model_loss(model, x, None, mask)[1].item() < first
+    assert loss_fn.model_loss(model, x, None, mask)[1].loss.item() < first
 
 
 def test_cdep_skips_empty_and_full_masks():
@@ -116,13 +116,13 @@ def test_cdep_skips_empty_and_full_masks():
     mask = digit_mask(x)
     mask[0] = 0
     mask[1] = 1
-    _, loss = loss_fn.model_loss(model, x, None, mask)
-    assert loss_fn.last_skipped == 2
-    _, kept = loss_fn.model_loss(model, x[2:], None, mask[2:])
+    _, (loss, valid) = loss_fn.model_loss(model, x, None, mask)
+    assert valid == 2
+    _, (kept, _) = loss_fn.model_loss(model, x[2:], None, mask[2:])
     assert loss.item() == pytest.approx(kept.item(), abs=1e-6)
     mask[2:] = 0
-    logits, loss = loss_fn.model_loss(model, x, None, mask)
-    assert loss_fn.last_skipped == 4 and loss.item() == 0.0 and loss.requires_grad
+    logits, (loss, valid) = loss_fn.model_loss(model, x, None, mask)
+    assert valid == 0 and loss.item() == 0.0 and loss.requires_grad
     loss.backward()
     assert torch.isfinite(logits).all()
 

@@ -3,6 +3,7 @@ import json
 import numpy as np
 from typer.testing import CliRunner
 
+from conftest import CONFIGS
 from lookright.cli import app
 
 runner = CliRunner()
@@ -37,8 +38,9 @@ def test_cli_errors_are_clear(tmp_path):
     assert result.exit_code == 2 and "unknown benchmark" in result.output
     result = runner.invoke(app, ["eval", str(tmp_path)])
     assert result.exit_code == 2 and "not a run folder" in result.output
-    result = runner.invoke(app, ["train", "configs/colormnist-vanilla.yaml", "--resume", "--run-dir", str(tmp_path)])
-    assert result.exit_code == 2 and "no checkpoint" in result.output
+    result = runner.invoke(app, ["train", str(CONFIGS / "colormnist-vanilla.yaml"), "--resume",
+                                 "--run-dir", str(tmp_path / "none")])
+    assert result.exit_code == 2 and "holds no run to resume" in result.output
     result = runner.invoke(app, ["data", "export", "colormnist", "--out", str(tmp_path / "x.npz"),
                                  "--data-dir", str(tmp_path)])
     assert result.exit_code == 2 and "lacks" in result.output
@@ -46,7 +48,7 @@ def test_cli_errors_are_clear(tmp_path):
 
 def test_sweep_and_summarize(tmp_path):
     result = runner.invoke(app, [
-        "sweep", "configs/decoymnist-cdep-vanilla.yaml", "--seeds", "2", "--grid", "optim.lr=0.01",
+        "sweep", str(CONFIGS / "decoymnist-cdep-vanilla.yaml"), "--seeds", "2", "--grid", "optim.lr=0.01",
         "data.embedded=true", "data.max_train=150", "data.max_test=100", "train.epochs=1",
         f"out_dir={tmp_path}", "eval.figure_images=1",
     ])
@@ -58,15 +60,18 @@ def test_sweep_and_summarize(tmp_path):
 
 
 def test_sweep_resumes_an_interrupted_run(tmp_path):
+    from lookright.runs.runner import run_specs
     from lookright.train import load_config, train
-    from lookright.train.sweep import run_sweep, sweep_configs
+    from lookright.train.config import build_config
+    from lookright.train.sweep import execute, sweep_specs
 
-    base = load_config("configs/decoymnist-cdep-vanilla.yaml", [
+    base = load_config(CONFIGS / "decoymnist-cdep-vanilla.yaml", [
         "data.embedded=true", "data.max_train=150", "data.max_test=100", "train.epochs=3",
         f"out_dir={tmp_path}", "eval.figure_images=1"])
-    (cfg, run_dir), = sweep_configs(base, 1, [])
-    train(cfg, run_dir, progress=False, stop_after_epoch=2)
-    (resumed,) = run_sweep([(cfg, run_dir)])
+    (spec,) = sweep_specs(base, 1, [])
+    cfg = build_config(spec.config)
+    train(cfg, spec.run_dir, progress=False, stop_after_epoch=2)
+    (resumed,) = run_specs(execute, sweep_specs(base, 1, []))
     uninterrupted = train(cfg, tmp_path / "fresh", progress=False)
     assert len(resumed["history"]) == 3
     assert resumed["shifted_test_acc"] == uninterrupted["shifted_test_acc"]

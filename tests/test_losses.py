@@ -32,11 +32,12 @@ def test_empty_masks_are_skipped_and_counted():
     target[1, 0, 0] = 1
     for name in ("kl", "camal", "camal-bce", "rrr"):
         loss = create_loss(name)
-        value = loss(att, target)
-        assert loss.last_skipped == 2 and torch.isfinite(value)
+        value, valid = loss.evaluate(att, target)
+        assert valid == 1 and torch.isfinite(value)
         torch.testing.assert_close(value, loss.per_image(att, target)[1])
-        empty = loss(att, torch.zeros(3, 4, 4))
-        assert loss.last_skipped == 3 and empty.item() == 0.0
+        empty, valid = loss.evaluate(att, torch.zeros(3, 4, 4))
+        assert valid == 0 and empty.item() == 0.0
+        assert not hasattr(loss, "last_skipped")  # stateless
         empty.backward()  # a graph, no NaN
         assert torch.isfinite(att.grad).all()
 

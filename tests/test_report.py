@@ -98,7 +98,7 @@ def test_page_renders_in_headless_chromium(evaluated, tmp_path):
 
 
 def test_compare_errors(evaluated, tmp_path):
-    with pytest.raises(LookrightError, match="no run folders"):
+    with pytest.raises(LookrightError, match="no finished run folders"):
         write_report([tmp_path], tmp_path / "r")
     decoy = run_config("decoymnist-cdep", None, 0)
     train(decoy, tmp_path / "decoy", progress=False)
@@ -118,7 +118,7 @@ def test_eval_without_checkpoint_is_a_clear_error(tmp_path):
     folder = tmp_path / "run"
     folder.mkdir()
     (folder / "config.yaml").write_text(dump_config(cfg))
-    with pytest.raises(CheckpointError, match="no checkpoint"):
+    with pytest.raises(LookrightError, match="not a lookright run folder"):
         evaluate_run(folder)
     result = CliRunner().invoke(app, ["eval", str(folder), "--set", "train.epochs=3"])
     assert result.exit_code == 2 and "eval.KEY=VALUE" in result.output

@@ -11,6 +11,7 @@ import torch
 from gymnasium.utils.env_checker import check_env
 
 import lookright.rl  # noqa: F401  (registers the environments)
+from conftest import CONFIGS
 from lookright.attention import create_extractor
 from lookright.errors import ConfigError, LookrightError, MaskError
 from lookright.rl.config import load_rl_config
@@ -228,7 +229,7 @@ def test_rl_train_eval_summarize_end_to_end(tmp_path):
               "eval.episodes=6", "eval.masking_episodes=3", "eval.max_states=40", "eval.top_k=[0.1]",
               "agent.channels=[8,16]", f"out_dir={tmp_path}"]
     for name in ("vanilla", "camal"):
-        result = runner.invoke(app, ["rl", "train", f"configs/rl/cuegrid-{name}.yaml", *common, "--seeds", "2"])
+        result = runner.invoke(app, ["rl", "train", str(CONFIGS / "rl" / f"cuegrid-{name}.yaml"), *common, "--seeds", "2"])
         assert result.exit_code == 0, result.output
     run = tmp_path / "cuegrid-camal" / "seed1"
     metrics = json.loads((run / "metrics.json").read_text())
@@ -251,7 +252,7 @@ def test_rl_train_eval_summarize_end_to_end(tmp_path):
 
 def test_bad_rl_configs_and_run_folders(tmp_path):
     with pytest.raises(ConfigError, match="agent.total_timesteps"):
-        load_rl_config("configs/rl/cuegrid-camal.yaml", ["agent.total_timesteps=0"])
+        load_rl_config(CONFIGS / "rl" / "cuegrid-camal.yaml", ["agent.total_timesteps=0"])
     with pytest.raises(ConfigError, match="eval.top_k"):
         load_rl_config(None, ["eval.top_k=[2]"])
     from lookright.rl.evaluate import load_agent

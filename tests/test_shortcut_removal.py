@@ -262,7 +262,8 @@ def test_official_learning_to_look_ring_covers_more_cells():
 def test_paired_table_pairs_by_seed():
     from lookright.report.summary import paired_table
 
-    rows = [{"dataset": "d", "name": n, "seed": s, "val_acc": 99.0, "shifted_test_acc": base + s + (bonus if n == "d-cf" else 0)}
+    rows = [{"dataset": "d", "model": "lenet", "name": n, "seed": s, "val_acc": 99.0,
+             "shifted_test_acc": base + s + (bonus if n == "d-cf" else 0)}
             for n, base, bonus in (("d-vanilla", 40.0, 0), ("d-cf", 40.0, 50.0)) for s in range(5)]
     text = paired_table(rows, "-vanilla")
     line = next(li for li in text.splitlines() if "| d-cf |" in li)

@@ -4,7 +4,7 @@ import math
 import pytest
 import torch
 
-from lookright.errors import CheckpointError, ConfigError
+from lookright.errors import CheckpointError, ConfigError, RunError
 from lookright.targets import LEARNING_TO_LOOK_CONTOUR
 from lookright.train import load_config, train
 from lookright.train.config import build_config
@@ -47,7 +47,7 @@ def test_vanilla_run_writes_everything(tmp_path):
     saved = json.loads((run / "metrics.json").read_text())
     assert saved["shifted_test_acc"] == metrics["shifted_test_acc"]
     assert len(saved["history"]) == 4 and saved["seed"] == 1 and saved["method"] == "vanilla"
-    assert {"torch", "python"} <= set(saved["versions"]) and saved["device"].startswith("cpu")
+    assert {"torch", "python"} <= set(saved["provenance"]["versions"]) and saved["provenance"]["device"].startswith("cpu")
     assert saved["sizes"] == {"train": 252, "val": 48, "test": 200}
     assert 0 <= saved["attention_mass"]["digit"]["mean"] <= 1
 
@@ -87,8 +87,9 @@ def test_deterministic_with_seed(tmp_path):
 
 
 def test_resume_without_checkpoint(tmp_path):
-    with pytest.raises(CheckpointError, match="no checkpoint"):
+    with pytest.raises(RunError, match="holds no run to resume"):
         train(tiny_config(), tmp_path / "empty", resume=True, progress=False)
+    assert not (tmp_path / "empty").exists()
 
 
 def test_rrr_and_camal_and_decoy(tmp_path):

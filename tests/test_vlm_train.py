@@ -8,12 +8,13 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
+from conftest import CONFIGS
 from lookright.cli import app
 from lookright.vlm.small_clip import build_small_clip, save_clip
 from lookright.vlm.tokenizer import build_tokenizer
 
 pytestmark = pytest.mark.integration
-CONFIG = "configs/colormnist-kl-vlm.yaml"
+CONFIG = str(CONFIGS / "colormnist-kl-vlm.yaml")
 
 
 @pytest.fixture(scope="module")
@@ -60,7 +61,7 @@ def test_teach_evaluate_writes_quality_and_figure(clip_folder, tmp_path):
 
 
 def test_teach_rejects_a_config_without_vlm_teacher(tmp_path):
-    result = CliRunner().invoke(app, ["teach", "configs/colormnist-kl.yaml", "data.embedded=true"])
+    result = CliRunner().invoke(app, ["teach", str(CONFIGS / "colormnist-kl.yaml"), "data.embedded=true"])
     assert result.exit_code == 2 and "not 'vlm'" in result.output
 
 

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from lookright.errors import LookrightError
+from lookright.runs.cli import Address, Backend, CpusPerRun, FirstSeed, GpusPerRun, Jobs, Overrides, Seeds
+from lookright.runs.cli import console, emit, fail
 
 app = typer.Typer(help="Make vision models look at the right thing, and measure whether they do.",
                   no_args_is_help=True, pretty_exceptions_enable=False)
@@ -35,22 +35,8 @@ def _vlm_commands():
 
 app.add_typer(_vlm_commands().vlm_app, name="vlm")
 app.command("teach")(_vlm_commands().teach_cmd)
-console = Console()
 
 DataDir = Annotated[str | None, typer.Option("--data-dir", help="folder holding mnist/ (else $LOOKRIGHT_DATA)")]
-
-
-def _fail(exc: Exception) -> None:
-    console.print(f"[bold red]error:[/] {exc}", soft_wrap=True)
-    raise typer.Exit(code=2)
-
-
-def _emit(text: str, out: Path | None) -> None:
-    """Print a Markdown table and, with ``--out``, write it there too."""
-    if out:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(text)
-    console.print(text)
 
 
 def _run_table(results: list[dict], title: str) -> Table:
@@ -71,9 +57,10 @@ def _run_table(results: list[dict], title: str) -> Table:
 @app.command()
 def train(
     config: Annotated[Path, typer.Argument(help="YAML config")],
-    overrides: Annotated[list[str] | None, typer.Argument(help="key=value overrides, e.g. train.epochs=5")] = None,
+    overrides: Overrides = None,
     run_dir: Annotated[Path | None, typer.Option(help="run folder (default OUT_DIR/NAME/seedS)")] = None,
-    resume: Annotated[bool, typer.Option("--resume", help="continue the run in RUN_DIR from its checkpoint")] = False,
+    resume: Annotated[bool, typer.Option("--resume", help="continue the interrupted or failed run in RUN_DIR "
+                                                           "(same config) from its last checkpoint")] = False,
     data_dir: DataDir = None,
 ) -> None:
     """Train one run from a config."""
@@ -86,7 +73,7 @@ def train(
         folder = run_dir or Path(cfg.out_dir) / cfg.name / f"seed{cfg.seed}"
         metrics = train_run(cfg, folder, resume=resume)
     except LookrightError as exc:
-        _fail(exc)
+        fail(exc)
     console.print(_run_table([metrics], cfg.name))
     console.print(f"run folder: {folder} (metrics.json, figures/)")
 
@@ -101,12 +88,12 @@ def eval_cmd(
 ) -> None:
     """Compute every metric for trained runs and write them into their metrics.json."""
     from lookright.train.run_eval import evaluate_run
-    from lookright.train.progress import progress_bar
+    from lookright.runs.progress import progress_bar
 
     overrides = list(setting or []) + ([f"eval.max_images={max_images}"] if max_images else [])
     bad = [o for o in overrides if not o.startswith("eval.")]
     if bad:
-        _fail(LookrightError(f"--set takes eval.KEY=VALUE settings only, got {bad}"))
+        fail(LookrightError(f"--set takes eval.KEY=VALUE settings only, got {bad}"))
     overrides += [f"data.data_dir={data_dir}"] if data_dir else []
     results = []
     try:
@@ -116,7 +103,7 @@ def eval_cmd(
                 results.append(evaluate_run(run_dir, extractor, overrides))
                 bar.advance(task)
     except LookrightError as exc:
-        _fail(exc)
+        fail(exc)
     console.print(_eval_table(results, run_dirs))
 
 
@@ -149,7 +136,7 @@ def compare(
     try:
         result = write_report(run_dirs, out, reference, examples, removal_k)
     except LookrightError as exc:
-        _fail(exc)
+        fail(exc)
     names = ", ".join(f"{m['name']} ({len(m['seeds'])} seeds)" for m in result["methods"])
     console.print(f"{result['dataset']}: {names}")
     console.print(f"report: {out / 'index.html'} (Markdown: {out / 'report.md'}, numbers: {out / 'compare.json'})")
@@ -158,27 +145,39 @@ def compare(
 @app.command()
 def sweep(
     config: Path,
-    seeds: Annotated[int, typer.Option(min=1, help="number of seeds (0..N-1)")] = 5,
-    grid: Annotated[list[str] | None, typer.Option(help="key=v1,v2 (repeatable)")] = None,
-    jobs: Annotated[int, typer.Option(min=1, help="parallel processes (one thread each)")] = 1,
+    seeds: Seeds = 5,
+    first_seed: FirstSeed = None,
+    grid: Annotated[list[str] | None, typer.Option(help="key=v1,v2 (repeatable); one run folder per combination")] = None,
+    jobs: Jobs = 1,
+    backend: Backend = "local",
+    address: Address = None,
+    cpus_per_run: CpusPerRun = 1.0,
+    gpus_per_run: GpusPerRun = 0.0,
     data_dir: DataDir = None,
-    overrides: Annotated[list[str] | None, typer.Argument(help="key=value overrides")] = None,
+    overrides: Overrides = None,
 ) -> None:
-    """Run a config over seeds (and a grid); print mean ± std over seeds."""
-    from lookright.report.summary import markdown_table, summarize
+    """Run a config over seeds (and a grid): finished runs are read back, interrupted ones resumed;
+    print mean ± std over seeds."""
+    from lookright.report.summary import summary_table
+    from lookright.runs.progress import progress_bar
+    from lookright.runs.runner import raise_failures, run_specs
     from lookright.train import load_config
-    from lookright.train.progress import progress_bar
-    from lookright.train.sweep import run_sweep, sweep_configs
+    from lookright.train.sweep import execute, sweep_specs
 
     try:
         extra = list(overrides or []) + ([f"data.data_dir={data_dir}"] if data_dir else [])
-        runs = sweep_configs(load_config(config, extra), seeds, grid or [])
+        cfg = load_config(config, extra)
+        specs = sweep_specs(cfg, seeds, grid or [], first_seed)
         with progress_bar() as bar:
-            task = bar.add_task(f"sweep {config.name}", total=len(runs))
-            results = run_sweep(runs, jobs=jobs, on_done=lambda _m: bar.advance(task))
+            task = bar.add_task(f"sweep {config.name}", total=len(specs))
+            results = run_specs(execute, specs, backend, jobs, lambda _m: bar.advance(task), address,
+                                cpus_per_run, gpus_per_run, cfg.out_dir)
+        done = [r for r in results if "error" not in r]
+        if done:
+            console.print(summary_table(done), soft_wrap=True)
+        raise_failures(results)
     except LookrightError as exc:
-        _fail(exc)
-    console.print(markdown_table(summarize(results)))
+        fail(exc)
 
 
 @app.command()
@@ -189,15 +188,17 @@ def summarize(
         help="also compare every run name with its dataset's run whose name ends with this suffix "
              "(e.g. -vanilla), paired by seed")] = None,
 ) -> None:
-    """Summarise every run under ROOT: mean ± std over seeds per (dataset, run name)."""
-    from lookright.report.summary import find_runs, markdown_table, paired_table, read_metrics
-    from lookright.report.summary import summarize as summarise_rows
+    """Summarise every finished run under ROOT: mean ± std over seeds per (dataset, model, run name)."""
+    from lookright.report.summary import load_rows, paired_table, summary_table
 
-    rows = read_metrics(find_runs(root))
-    text = markdown_table(summarise_rows(rows))
-    if paired:
-        text += "\n" + paired_table(rows, paired)
-    _emit(text, out)
+    try:
+        rows = load_rows(root)
+        text = summary_table(rows)
+        if paired:
+            text += "\n" + paired_table(rows, paired)
+        emit(text, out)
+    except LookrightError as exc:
+        fail(exc)
 
 
 @app.command("selection-study")
@@ -207,14 +208,16 @@ def selection_study_cmd(
 ) -> None:
     """Spearman of counterfactual validation accuracy (no test shift) against shifted-test accuracy."""
     from lookright.report.selection import selection_study, selection_table
-    from lookright.report.summary import find_runs, read_metrics
+    from lookright.report.summary import load_rows
 
-    rows = [r for r in read_metrics(find_runs(root)) if r.get("val_counterfactual_acc") is not None]
-    if not rows:
-        _fail(LookrightError(f"no finished run with a counterfactual validation score under {root}; "
-                             "train runs with this version of lookright first"))
-    text = selection_table(selection_study(rows))
-    _emit(text, out)
+    try:
+        rows = [r for r in load_rows(root) if r.get("val_counterfactual_acc") is not None]
+        if not rows:
+            raise LookrightError(f"no finished run with a counterfactual validation score under {root}; "
+                                 "train runs with this version of lookright first")
+        emit(selection_table(selection_study(rows)), out)
+    except LookrightError as exc:
+        fail(exc)
 
 
 @app.command()
@@ -232,7 +235,7 @@ def demo(
     try:
         results = [train_run(cfg, folder) for cfg, folder in runs]
     except LookrightError as exc:
-        _fail(exc)
+        fail(exc)
     console.print(_run_table(results, TITLE))
     for cfg, folder in runs:
         console.print(f"{cfg.name}: {folder}/metrics.json, figures in {folder}/figures/")
@@ -241,18 +244,19 @@ def demo(
 @data_app.command("export")
 def data_export(
     name: Annotated[str, typer.Argument(help="colormnist | decoymnist-cdep | decoymnist-rrr")],
-    out: Annotated[Path, typer.Option(help="output .npz")],
+    out: Annotated[Path, typer.Option(help="output .npz (an existing file is kept unless --force)")],
     data_dir: DataDir = None,
     seed: int = 0,
     embedded: Annotated[bool, typer.Option(help="use the embedded subset instead of full MNIST")] = False,
+    force: Annotated[bool, typer.Option("--force", help="replace an existing output file")] = False,
 ) -> None:
     """Write a benchmark as generated (uint8, channel-first, MNIST order) to an .npz."""
     from lookright.data.export import export_benchmark
 
     try:
-        path = export_benchmark(name, out, data_dir=data_dir, seed=seed, embedded=embedded)
+        path = export_benchmark(name, out, data_dir=data_dir, seed=seed, embedded=embedded, force=force)
     except LookrightError as exc:
-        _fail(exc)
+        fail(exc)
     console.print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB)")
 
 
@@ -264,13 +268,5 @@ def data_list() -> None:
     console.print("\n".join(GENERATORS.names()))
 
 
-def main() -> None:  # pragma: no cover
-    try:
-        app()
-    except LookrightError as exc:
-        console.print(f"[bold red]error:[/] {exc}", soft_wrap=True)
-        sys.exit(2)
-
-
 if __name__ == "__main__":  # pragma: no cover
-    main()
+    app()

@@ -23,3 +23,11 @@ class AttentionError(LookrightError):
 
 class CheckpointError(LookrightError):
     """A run folder holds no usable checkpoint."""
+
+
+class RunError(LookrightError):
+    """A run folder cannot be used as asked (another config, finished, locked, damaged)."""
+
+
+class TrainingDiverged(LookrightError):
+    """The loss became NaN or infinite."""

@@ -2,11 +2,15 @@
 
 A loss is called as ``loss(attention, target) -> scalar``. ``attention`` is ``(B, h, w)`` from an
 extractor, ``target`` a ``(B, h, w)`` mask in ``[0, 1]`` on the same grid. Images whose mask is
-empty (all zero) are skipped: they contribute nothing, are counted in ``last_skipped``, and
-a batch where every mask is empty gives a zero loss that still has a graph (never NaN).
+empty (all zero) are skipped: they contribute nothing, and a batch where every mask is empty
+gives a zero loss that still has a graph (never NaN). ``loss.evaluate(attention, target)``
+returns ``Alignment(loss, valid)``, ``valid`` being the number of images that counted; losses
+hold no state between calls.
 """
 
 from __future__ import annotations
+
+from typing import NamedTuple
 
 import torch
 
@@ -15,31 +19,38 @@ from lookright.errors import MaskError
 from lookright.registry import Registry
 
 
+class Alignment(NamedTuple):
+    """A batch's alignment loss and the number of images it averages over (non-empty masks)."""
+
+    loss: torch.Tensor
+    valid: int
+
+
 class AlignmentLoss:
     name = "alignment"
     #: the extractor this loss is meant for, used when a config names none
     default_extractor = "cam"
     #: True for penalties that need the model and its input rather than a map (CDEP): they
-    #: implement ``model_loss(model, x, y, target) -> (logits, loss)`` instead of ``per_image``
+    #: implement ``model_loss(model, x, y, target) -> (logits, Alignment)`` instead of ``per_image``
     needs_model = False
-
-    def __init__(self) -> None:
-        self.last_skipped = 0
 
     def per_image(self, attention: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         """Loss of each image, ``(B,)``; entries of empty masks are ignored by ``__call__``."""
         raise NotImplementedError
 
-    def __call__(self, attention: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    def evaluate(self, attention: torch.Tensor, target: torch.Tensor) -> Alignment:
         check_inputs(attention, target, self.name)
         valid = target.flatten(1).sum(dim=1) > 0
-        self.last_skipped = int((~valid).sum())
+        n_valid = int(valid.sum())
         losses = self.per_image(attention, target)
-        if self.last_skipped == 0:
-            return losses.mean()
-        if self.last_skipped == len(valid):
-            return attention.sum() * 0.0
-        return losses[valid].mean()
+        if n_valid == len(valid):
+            return Alignment(losses.mean(), n_valid)
+        if n_valid == 0:
+            return Alignment(attention.sum() * 0.0, 0)
+        return Alignment(losses[valid].mean(), n_valid)
+
+    def __call__(self, attention: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        return self.evaluate(attention, target).loss
 
 
 LOSSES: Registry[AlignmentLoss] = Registry("alignment loss")

@@ -22,7 +22,7 @@ class CAMALEnergy(AlignmentLoss):
     name = "camal"
 
     def __init__(self, eps: float = 1e-6) -> None:
-        super().__init__()
+
         self.eps = eps
 
     def per_image(self, attention: torch.Tensor, target: torch.Tensor) -> torch.Tensor:

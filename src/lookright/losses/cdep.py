@@ -21,9 +21,9 @@ labels play no part. CDEP's blob is the irrelevant region; lookright's target is
 mask ``M`` (digit), so here ``blob = 1 - M``. Scale it with ``loss.lambda0``.
 
 CD needs the model and its input, not an attention map: the trainer calls
-``model_loss(model, x, y, M) -> (logits, loss)`` (``needs_model = True``), ``M`` being ``(B, H, W)``
+``model_loss(model, x, y, M) -> (logits, Alignment)`` (``needs_model = True``), ``M`` being ``(B, H, W)``
 at the model's input resolution; ``logits = s_blob + s_rest`` equal the model's forward logits.
-Images whose ``M`` is empty or full are skipped and counted in ``last_skipped``; a batch with
+Images whose ``M`` is empty or full are skipped (not counted in ``Alignment.valid``); a batch with
 none left gives a zero loss that still has a graph. ``model.training`` is never changed.
 Supported models: ``LeNetGAP`` and ``CDEPNet``, read through their named layers.
 """
@@ -35,7 +35,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from lookright.errors import ConfigError, MaskError
-from lookright.losses.base import LOSSES, AlignmentLoss
+from lookright.losses.base import LOSSES, Alignment, AlignmentLoss
 from lookright.models.cdep import CDEPNet
 from lookright.models.lenet import LeNetGAP
 
@@ -137,16 +137,16 @@ class CDEPPenalty(AlignmentLoss):
                           "it is computed by model_loss(model, x, y, mask)")
 
     def model_loss(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, region: torch.Tensor):
-        """``(logits, loss)``: ``region`` is the relevant mask ``M``; the blob ``1 - M`` is penalised."""
+        """``(logits, Alignment(loss, valid))``: ``region`` is the relevant mask ``M``; the blob ``1 - M`` is penalised."""
         if region.dim() != 3 or region.shape[0] != x.shape[0]:
             raise MaskError(f"cdep: mask {tuple(region.shape)} must be (B, H, W) for a batch of {x.shape[0]}")
         relevant = region.to(device=x.device, dtype=x.dtype)
         blob = 1.0 - relevant
         valid = (relevant.flatten(1).sum(dim=1) > 0) & (blob.flatten(1).sum(dim=1) > 0)
-        self.last_skipped = int((~valid).sum())
+        n_valid = int(valid.sum())
         s_blob, s_rest = contextual_decomposition(model, x, blob)
         logits = s_blob + s_rest
         share = torch.sigmoid(s_blob - s_rest).mean(dim=1)  # softmax over (blob, rest), mean over classes
-        if self.last_skipped == len(valid):
-            return logits, logits.sum() * 0.0
-        return logits, share[valid].mean()
+        if n_valid == 0:
+            return logits, Alignment(logits.sum() * 0.0, 0)
+        return logits, Alignment(share[valid].mean(), n_valid)

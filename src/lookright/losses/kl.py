@@ -21,7 +21,7 @@ class KLAlignment(AlignmentLoss):
     name = "kl"
 
     def __init__(self, temperature: float = 1.0) -> None:
-        super().__init__()
+
         if temperature <= 0:
             raise ValueError("temperature must be positive")
         self.temperature = temperature

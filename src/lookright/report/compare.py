@@ -9,7 +9,6 @@ compare the per-image predictions of two methods for each shared seed.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -18,7 +17,7 @@ import numpy as np
 
 from lookright.errors import LookrightError
 from lookright.metrics.statistics import describe, mcnemar, paired_tests
-from lookright.report.summary import find_runs
+from lookright.runs.folder import RunFolder, finished_runs
 
 
 @dataclass(frozen=True)
@@ -94,14 +93,12 @@ def run_folders(paths: list[Path]) -> list[Path]:
     """Each path is a run folder or a folder searched recursively for run folders."""
     found: list[Path] = []
     for path in map(Path, paths):
-        if (path / "metrics.json").is_file():
-            found.append(path)
-        elif path.is_dir():
-            found.extend(find_runs(path))
-        else:
-            raise LookrightError(f"{path} does not exist")
+        if not path.is_dir():
+            raise LookrightError(f"{path} does not exist or is not a folder")
+        found.extend(run.path for run in finished_runs(path, "supervised"))
     if not found:
-        raise LookrightError(f"no run folders (with metrics.json) under {', '.join(map(str, paths))}")
+        raise LookrightError(f"no finished run folders under {', '.join(map(str, paths))} "
+                             "(unfinished and failed runs are never compared)")
     return found
 
 
@@ -110,7 +107,7 @@ def load_methods(paths: list[Path]) -> list[Method]:
     methods: dict[str, Method] = {}
     datasets: dict[str, list[str]] = {}
     for folder in run_folders(paths):
-        m = json.loads((folder / "metrics.json").read_text())
+        m = RunFolder(folder).metrics()
         if "evaluation" not in m:
             raise LookrightError(f"{folder} has not been evaluated; run `lookright eval {folder}` first")
         datasets.setdefault(m["dataset"], []).append(str(folder))

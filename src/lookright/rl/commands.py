@@ -48,7 +48,7 @@ def train_cmd(
     from lookright.rl.config import load_rl_config
     from lookright.rl.summary import run_seeds
     from lookright.rl.train import train_agent
-    from lookright.train.progress import progress_bar
+    from lookright.runs.progress import progress_bar
 
     try:
         cfg = load_rl_config(config, list(overrides or []))
@@ -79,7 +79,7 @@ def eval_cmd(
     from lookright.rl.evaluate import evaluate_agent, load_agent
     from lookright.rl.figures import save_rl_figures
     from lookright.rl.train import write_json
-    from lookright.train.progress import progress_bar
+    from lookright.runs.progress import progress_bar
 
     bad = [s for s in setting or [] if not s.startswith("eval.")]
     if bad:

@@ -7,7 +7,7 @@ from typing import Any
 
 from pydantic import Field, field_validator
 
-from lookright.train.config import Strict, check_fractions, load_config
+from lookright.runs.config import Strict, check_fractions, load_config
 
 
 class EnvConfig(Strict):

@@ -80,9 +80,9 @@ class AlignedPPO(PPO):
                 entropy_loss = -th.mean(entropy)
                 loss = policy_loss + self.ent_coef * entropy_loss + self.vf_coef * value_loss
                 if loss_fn is not None:
-                    align = loss_fn(cam, cell_mask(batch.observations[MASK], tuple(cam.shape[-2:])))
+                    align, valid = loss_fn.evaluate(cam, cell_mask(batch.observations[MASK], tuple(cam.shape[-2:])))
                     logs["align"].append(align.item())
-                    logs["skipped"].append(loss_fn.last_skipped)
+                    logs["skipped"].append(len(cam) - valid)
                     if lam > 0:
                         loss = loss + lam * align
                 with th.no_grad():

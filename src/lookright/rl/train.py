@@ -18,7 +18,7 @@ from stable_baselines3.common.env_util import make_vec_env
 
 from lookright.rl.config import RLConfig
 from lookright.rl.wrappers import make_env
-from lookright.train.progress import progress_bar
+from lookright.runs.progress import progress_bar
 from lookright.train.provenance import git_commit, versions
 
 PACKAGES = ("gymnasium", "stable_baselines3")

@@ -1,27 +1,12 @@
-"""Atomic checkpoints: write to a temporary file in the same folder, then ``os.replace``."""
+"""Checkpoints of a supervised run (written atomically by :func:`lookright.runs.atomic.save_torch_atomic`)."""
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
-from typing import Any
 
 import torch
 
 from lookright.errors import CheckpointError
-
-
-def save_atomic(obj: Any, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    os.close(fd)
-    try:
-        torch.save(obj, tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 def load_checkpoint(path: Path) -> dict:
@@ -31,6 +16,24 @@ def load_checkpoint(path: Path) -> dict:
             "(train one with `lookright train CONFIG`)"
         )
     try:
-        return torch.load(path, map_location="cpu", weights_only=False)
+        state = torch.load(path, map_location="cpu", weights_only=False)
     except Exception as exc:  # noqa: BLE001
         raise CheckpointError(f"checkpoint {path} cannot be read ({exc}); delete it and train again") from exc
+    if not isinstance(state, dict):
+        raise CheckpointError(f"checkpoint {path} holds a {type(state).__name__}, not a checkpoint dict; "
+                              "delete it and train again")
+    return state
+
+
+def load_weights(model: torch.nn.Module, state: dict, path: Path) -> None:
+    """``model.load_state_dict(state["model"] or state)``, strictly; a mismatch is a CheckpointError."""
+    weights = state.get("model", state)
+    if not isinstance(weights, dict) or not all(isinstance(v, torch.Tensor) for v in weights.values()):
+        raise CheckpointError(f"checkpoint {path} holds no model weights (no 'model' entry of tensors); "
+                              "it was not written by lookright: train the run again")
+    try:
+        model.load_state_dict(weights)
+    except RuntimeError as exc:
+        first = str(exc).splitlines()[1].strip() if len(str(exc).splitlines()) > 1 else str(exc)
+        raise CheckpointError(f"checkpoint {path} does not fit the configured model ({first}); the run was "
+                              "trained with another model config: evaluate it with its own config.yaml") from None

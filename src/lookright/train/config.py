@@ -1,34 +1,15 @@
-"""Run configuration: a YAML file plus ``key=value`` overrides, validated by pydantic."""
+"""The supervised run's config schema (loading and overrides: :mod:`lookright.runs.config`)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
-from lookright.errors import ConfigError
+from lookright.runs import config as runs_config
+from lookright.runs.config import Strict, check_fractions, dump_config, merge_trees, parse_overrides  # noqa: F401
 from lookright.targets.vlm import VLMSettings
-
-
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-def check_fractions(v: list[float], include_one: bool) -> list[float]:
-    """A non-empty list of numbers in (0, 1] (or (0, 1) without ``include_one``)."""
-    if not v or any(not (0 < f <= 1 if include_one else 0 < f < 1) for f in v):
-        raise ValueError(f"fractions must be a non-empty list of numbers in (0, 1{']' if include_one else ')'}, got {v}")
-    return v
-
-
-def check_choices(values: list[str], allowed, what: str) -> list[str]:
-    """A non-empty list whose every item is one of ``allowed``."""
-    bad = [v for v in values if v not in allowed]
-    if bad or not values:
-        raise ValueError(f"unknown {what} {bad}; choose from {', '.join(allowed)}")
-    return values
 
 
 class DataConfig(Strict):
@@ -162,70 +143,14 @@ class RunConfig(Strict):
         return self
 
 
-def _set_dotted(tree: dict, dotted: str, value: Any) -> None:
-    keys = dotted.split(".")
-    node = tree
-    for key in keys[:-1]:
-        node = node.setdefault(key, {})
-        if not isinstance(node, dict):
-            raise ConfigError(f"override {dotted}: {key} is not a section")
-    node[keys[-1]] = value
+#: keys that do not change what a run trains: left out of its fingerprint (see lookright.runs.folder)
+FINGERPRINT_IGNORES = ("out_dir", "train.threads", "train.device", "train.eval_batch_size", "data.data_dir")
 
 
-def parse_overrides(overrides: list[str]) -> dict:
-    tree: dict = {}
-    for item in overrides:
-        if "=" not in item:
-            raise ConfigError(f"override {item!r} must look like key=value, e.g. train.epochs=5")
-        key, raw = item.split("=", 1)
-        _set_dotted(tree, key.strip(), yaml.safe_load(raw))
-    return tree
-
-
-def merge_trees(base: dict, extra: dict) -> dict:
-    out = dict(base)
-    for key, value in extra.items():
-        out[key] = merge_trees(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
-    return out
-
-
-def build_config(tree: dict, origin: str = "config", schema: type[BaseModel] | None = None):
-    """Validate ``tree`` against ``schema`` (default :class:`RunConfig`); errors list every field."""
-    try:
-        return (schema or RunConfig).model_validate(tree)
-    except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc']) or '(top)'}: {err['msg']}" for err in exc.errors()
-        )
-        raise ConfigError(f"invalid {origin}: {problems}") from None
-
-
-def read_tree(path: Path, _seen: tuple[Path, ...] = ()) -> dict:
-    """Read a YAML mapping; ``inherit: other.yaml`` (relative to this file) is merged underneath."""
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"config file not found: {path}")
-    if path.resolve() in _seen:
-        raise ConfigError(f"config {path} inherits from itself")
-    try:
-        tree = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path} is not valid YAML: {exc}") from None
-    if not isinstance(tree, dict):
-        raise ConfigError(f"{path} must hold a mapping at the top level")
-    parent = tree.pop("inherit", None)
-    if parent is not None:
-        tree = merge_trees(read_tree(path.parent / parent, (*_seen, path.resolve())), tree)
-    return tree
-
-
-def load_config(path: str | Path | None = None, overrides: list[str] | None = None,
-                schema: type[BaseModel] | None = None):
+def load_config(path: str | Path | None = None, overrides: list[str] | None = None, schema=None) -> RunConfig:
     """Read a YAML config (or start from defaults), apply ``key=value`` overrides, validate."""
-    tree = read_tree(Path(path)) if path is not None else {}
-    origin = str(path) if path is not None else "defaults"
-    return build_config(merge_trees(tree, parse_overrides(overrides or [])), origin, schema)
+    return runs_config.load_config(path, overrides, schema or RunConfig)
 
 
-def dump_config(cfg: RunConfig) -> str:
-    return yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False)
+def build_config(tree: dict, origin: str = "config", schema=None) -> RunConfig:
+    return runs_config.build_config(tree, origin, schema or RunConfig)

@@ -10,7 +10,6 @@ attention maps, for the report grid).
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -20,12 +19,13 @@ from lookright.errors import CheckpointError
 from lookright.metrics import accuracy, predict, wilson
 from lookright.metrics.suite import attention_suite
 from lookright.targets import MaskPipeline
-from lookright.train.checkpoint import load_checkpoint
+from lookright.runs.folder import RunFolder
+from lookright.runs.provenance import resolve_device
+from lookright.train.checkpoint import load_checkpoint, load_weights
 from lookright.train.config import load_config
-from lookright.train.provenance import resolve_device
 from lookright.train.trainer import (
     BEST, LAST, attention_grid, attention_mass, build_parts, evaluate, extractor_from_config, load_splits,
-    to_tensors, write_metrics,
+    to_tensors,
 )
 
 EVAL_DIR = "eval"
@@ -40,7 +40,7 @@ def load_run_model(run_dir: Path, cfg):
             f"Train it with `lookright train {run_dir / 'config.yaml'} --run-dir {run_dir}`")
     state = load_checkpoint(path)
     model, train_extractor, loss_fn, eval_extractor = build_parts(cfg)
-    model.load_state_dict(state["model"] if "model" in state else state)
+    load_weights(model, state, path)
     return model.to(resolve_device(cfg.train.device)).eval(), train_extractor, loss_fn, eval_extractor, path
 
 
@@ -50,6 +50,12 @@ def evaluate_run(run_dir: str | Path, extractor: str | None = None, overrides: l
     if not (run_dir / "config.yaml").is_file():
         raise CheckpointError(f"{run_dir} is not a run folder (no config.yaml); pass a folder written by "
                               "`lookright train` or `lookright sweep`")
+    folder = RunFolder(run_dir)
+    with folder.finished_for_update("evaluate") as metrics:
+        return _evaluate(run_dir, metrics, extractor, overrides)
+
+
+def _evaluate(run_dir: Path, metrics: dict, extractor: str | None, overrides: list[str] | None) -> dict:
     cfg = load_config(run_dir / "config.yaml", list(overrides or []))
     model, train_extractor, loss_fn, eval_extractor, path = load_run_model(run_dir, cfg)
     if extractor:
@@ -79,12 +85,6 @@ def evaluate_run(run_dir: str | Path, extractor: str | None = None, overrides: l
     np.savez_compressed(folder / "examples.npz", x=test_split.x[:k], y=test_split.y[:k],
                         mask=test_split.mask[:k], shortcut=test_split.shortcut[:k], maps=per_image["maps"])
 
-    metrics_path = run_dir / "metrics.json"
-    metrics = json.loads(metrics_path.read_text()) if metrics_path.is_file() else {}
-    metrics.setdefault("name", cfg.name)
-    metrics.setdefault("dataset", cfg.data.name)
-    metrics.setdefault("method", cfg.loss.name or "vanilla")
-    metrics.setdefault("seed", cfg.seed)
     metrics.update({
         "val_acc": val["acc"], "val_align": val.get("align"),
         "shifted_test_acc": shifted, "shifted_test_acc_wilson95": [100 * low, 100 * high],
@@ -95,5 +95,4 @@ def evaluate_run(run_dir: str | Path, extractor: str | None = None, overrides: l
                        "settings": cfg.eval.model_dump(), **suite},
         "eval_extractor": eval_extractor.name, "evaluated_checkpoint": path.name,
     })
-    write_metrics(run_dir, metrics)
     return metrics

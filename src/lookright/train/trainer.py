@@ -7,12 +7,14 @@ published scripts do); then the optimiser and scheduler are created anew and
 
 Everything lives on the device as tensors; batches are index slices of a permutation drawn
 from a generator seeded by ``(seed, epoch)``, so a resumed run replays exactly the batches of
-an uninterrupted one. A checkpoint is written atomically after every epoch.
+an uninterrupted one. A checkpoint is written atomically after every epoch. The run folder
+follows :mod:`lookright.runs.folder`: locked while training, refused when it holds another config,
+``metrics.json`` written only when the run finishes. A NaN or infinite loss stops the run at that
+step (TrainingDiverged).
 """
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from dataclasses import dataclass, replace
@@ -27,18 +29,21 @@ from lookright.attention import Extractor, create_extractor_from
 from lookright.data import create_benchmark, load_embedded, load_mnist, split_validation
 from lookright.data.benchmark import Split
 from lookright.data.counterfactual import counterfactual, input_masks
-from lookright.errors import ConfigError
-from lookright.losses import AlignmentLoss, create_loss
+from lookright.errors import ConfigError, RunError, TrainingDiverged
+from lookright.losses import Alignment, AlignmentLoss, create_loss
 from lookright.metrics import MetricAccumulator, accuracy, energy_pointing_game, predict
 from lookright.metrics.counterfactual import counterfactual_scores
 from lookright.models import create_model
 from lookright.report.figures import save_run_figures
 from lookright.targets import TEACHERS, MaskPipeline, build_targets
 from lookright.targets.vlm import VLMTeacher, split_masks
-from lookright.train.checkpoint import load_checkpoint, save_atomic
-from lookright.train.config import RunConfig, dump_config
-from lookright.train.progress import progress_bar
-from lookright.train.provenance import device_name, git_commit, resolve_device, versions
+from lookright.runs.atomic import save_torch_atomic
+from lookright.runs.config import config_tree, dump_config
+from lookright.runs.folder import RunFolder
+from lookright.runs.progress import progress_bar
+from lookright.runs.provenance import provenance, resolve_device, set_threads
+from lookright.train.checkpoint import load_checkpoint, load_weights
+from lookright.train.config import FINGERPRINT_IGNORES, RunConfig
 from lookright.train.schedules import alignment_weight, create_optimizer, create_scheduler
 
 LAST = "checkpoints/last.pt"
@@ -137,14 +142,15 @@ def to_tensors(split: Split, model: nn.Module, device, cfg: RunConfig, pipeline,
     return data
 
 
-def alignment_step(model, extractor, loss_fn, x, y, target, target_mode, differentiable=True):
-    """Forward once; return logits and the alignment loss on the batch."""
+def alignment_step(model, extractor, loss_fn, x, y, target, target_mode,
+                   differentiable=True) -> tuple[torch.Tensor, Alignment]:
+    """Forward once; return logits and the batch's ``Alignment(loss, valid)``."""
     if loss_fn.needs_model:  # input-space penalties that read the model (CDEP)
         with torch.set_grad_enabled(differentiable):
             return loss_fn.model_loss(model, x, y, target)
     cls = y if target_mode == "label" else None
     maps, logits = extractor.with_logits(model, x, cls, differentiable=differentiable)
-    return logits, loss_fn(maps, target)
+    return logits, loss_fn.evaluate(maps, target)
 
 
 @torch.no_grad()
@@ -166,9 +172,8 @@ def evaluate(model, data: Tensors, extractor, loss_fn, cfg: RunConfig) -> dict:
     if loss_fn is not None and data.target is not None:
         total, n = 0.0, 0
         for i in range(0, len(data.y), bs):
-            _, value = alignment_step(model, extractor, loss_fn, data.x[i : i + bs], data.y[i : i + bs],
-                                      data.target[i : i + bs], cfg.attention.target, differentiable=False)
-            k = min(bs, len(data.y) - i) - loss_fn.last_skipped
+            _, (value, k) = alignment_step(model, extractor, loss_fn, data.x[i : i + bs], data.y[i : i + bs],
+                                           data.target[i : i + bs], cfg.attention.target, differentiable=False)
             total, n = total + value.item() * k, n + k
         out["align"] = total / n if n else None
     model.train(was_training)
@@ -227,15 +232,27 @@ def train(
     """
     run_dir = Path(run_dir)
     started = time.perf_counter()
-    if cfg.train.threads:
-        torch.set_num_threads(cfg.train.threads)
+    # every check that can fail on the config runs before the folder is touched
+    set_threads(cfg.train.threads)
     device = resolve_device(cfg.train.device)
-    if resume:
-        state = load_checkpoint(run_dir / LAST)
-    else:
-        state = None
-        run_dir.mkdir(parents=True, exist_ok=True)
-        (run_dir / "config.yaml").write_text(dump_config(cfg))
+    build_parts(cfg)
+    folder = RunFolder(run_dir)
+    if resume and folder.state() == "new":
+        raise RunError(f"{run_dir} holds no run to resume; start it without --resume")
+    found = folder.open("supervised", config_tree(cfg), dump_config(cfg), FINGERPRINT_IGNORES, resume=resume)
+    try:
+        return _train(cfg, folder, found, progress, stop_after_epoch, device, started)
+    except BaseException as exc:
+        folder.fail(exc)
+        raise
+    finally:
+        folder.release()
+
+
+def _train(cfg: RunConfig, folder: RunFolder, found: str, progress: bool, stop_after_epoch: int | None,
+           device: torch.device, started: float) -> dict:
+    run_dir = folder.path
+    state = load_checkpoint(run_dir / LAST) if found != "new" and (run_dir / LAST).is_file() else None
 
     torch.manual_seed(cfg.seed)
     model, extractor, loss_fn, eval_extractor = build_parts(cfg)
@@ -263,7 +280,7 @@ def train(
     best = {"score": None, "epoch": None}
     start_epoch = 0
     if state is not None:
-        model.load_state_dict(state["model"])
+        load_weights(model, state, run_dir / LAST)
         # at epoch == attn_epochs phase 2 starts with a fresh optimiser (created in the loop)
         if not (attn_epochs and state["epoch"] == attn_epochs):
             if attn_epochs and state["epoch"] > attn_epochs:
@@ -302,13 +319,15 @@ def train(
                     logits = model(x)
                     align = None
                 else:
-                    logits, align = alignment_step(model, extractor, loss_fn, x, y, tr.targets(idx, pipeline, grid),
-                                                   cfg.attention.target)
+                    logits, (align, _valid) = alignment_step(model, extractor, loss_fn, x, y,
+                                                             tr.targets(idx, pipeline, grid), cfg.attention.target)
                 ce = F.cross_entropy(logits, y)
                 if attention_only:
                     loss = align if cfg.train.phase1_loss == "align" else ce
                 else:
                     loss = ce if align is None else ce + lam * align
+                if not torch.isfinite(loss):
+                    raise diverged(cfg, epoch, step, ce, align, lam)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
@@ -333,12 +352,12 @@ def train(
             score = selection_score(cfg, epoch, val)
             if score is not None and (best["score"] is None or score > best["score"]):
                 best = {"score": score, "epoch": epoch}
-                save_atomic({k: v.detach().cpu().clone() for k, v in model.state_dict().items()}, run_dir / BEST)
+                save_torch_atomic({k: v.detach().cpu().clone() for k, v in model.state_dict().items()}, run_dir / BEST)
             if progress:
                 align_note = f", val align {val['align']:.4f}" if val.get("align") is not None else ""
                 bar.console.log(f"{cfg.name} epoch {epoch + 1}/{epochs}: val {val['acc']:.2f}%, "
                                 f"shifted test {test_acc:.2f}%{align_note}")
-            save_atomic({
+            save_torch_atomic({
                 "model": model.state_dict(), "optimizer": optimizer.state_dict(),
                 "scheduler": scheduler.state_dict(), "epoch": epoch + 1, "history": history,
                 "best": best, "rng": torch.get_rng_state(),
@@ -355,7 +374,7 @@ def train(
     final_val = evaluate(model, va, extractor, loss_fn, cfg)
     model.eval()
     metrics = {
-        "name": cfg.name, "dataset": cfg.data.name, "data_source": source, "method": method_name(cfg),
+        "name": cfg.name, "dataset": cfg.data.name, "data_source": source, "method": method_name(cfg), "model": cfg.model.name,
         "seed": cfg.seed,
         "selected_epoch": best["epoch"], "selection": cfg.train.selection,
         "shifted_test_acc": _no_grad_eval(model, te.x, te.y, cfg.train.eval_batch_size),
@@ -368,11 +387,9 @@ def train(
         "eval_extractor": eval_extractor.name,
         "sizes": {"train": len(tr.y), "val": len(va.y), "test": len(te.y)},
         "history": history, "wall_time_s": round(elapsed, 2),
-        "git_commit": git_commit(), "versions": versions(), "device": device_name(device),
     }
-    write_metrics(run_dir, metrics)
     save_run_figures(run_dir, model, te, eval_extractor, pipeline, metrics, cfg.eval.figure_images)
-    return metrics
+    return folder.finish(metrics, provenance(device))
 
 
 def augment_batch(x, input_mask, aug, generator) -> torch.Tensor:
@@ -398,7 +415,10 @@ def method_name(cfg: RunConfig) -> str:
     return name
 
 
-def write_metrics(run_dir: Path, metrics: dict) -> None:
-    tmp = run_dir / "metrics.json.tmp"
-    tmp.write_text(json.dumps(metrics, indent=2))
-    tmp.replace(run_dir / "metrics.json")
+def diverged(cfg: RunConfig, epoch: int, step: int, ce, align, lam: float) -> TrainingDiverged:
+    parts = f"cross-entropy {float(ce):.4g}" + ("" if align is None else f", alignment {float(align):.4g}")
+    cause = (f"optim.lr={cfg.optim.lr:g}" + (f" or loss.lambda0={cfg.loss.lambda0:g} (lambda now {lam:g})"
+                                             if cfg.loss.name else ""))
+    return TrainingDiverged(
+        f"{cfg.name} seed {cfg.seed}: the loss is not finite at epoch {epoch + 1}, step {step + 1} ({parts}); "
+        f"training stopped there. Lower {cause}; the last finished epoch's checkpoint is kept")

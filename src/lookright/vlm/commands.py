@@ -115,7 +115,7 @@ def _reliability(config: Path | None, overrides: list[str] | None, seeds: int, f
                  frozen_only: bool, run: Path | None = None) -> None:
     """Shared body of ``vlm eval`` and ``vlm tune``. Finished run folders (with ``metrics.json``) are
     read back, never overwritten; ``--run`` results go to ``RUN/eval/seed<k>/``."""
-    from lookright.train.progress import progress_bar
+    from lookright.runs.progress import progress_bar
     from lookright.vlm.reliability.config import load_reliability_config
     from lookright.vlm.reliability.run import _run_one, run_reliability, run_seeds
 

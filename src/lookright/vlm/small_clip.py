@@ -22,7 +22,7 @@ import torch.nn.functional as F
 
 from lookright.data.shapes import ShapesConfig, generate_shapes
 from lookright.errors import ConfigError
-from lookright.train.progress import progress_bar
+from lookright.runs.progress import progress_bar
 from lookright.vlm.corpus import DIGIT_NAMES, Captioned, build_corpus, mnist_captioned
 from lookright.vlm.tokenizer import BOS, EOS, build_tokenizer
 

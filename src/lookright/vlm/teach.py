@@ -25,7 +25,7 @@ from lookright.errors import ConfigError
 from lookright.metrics.localisation import energy_pointing_game
 from lookright.targets.vlm import VLMTeacher, split_masks
 from lookright.train.config import RunConfig
-from lookright.train.progress import progress_bar
+from lookright.runs.progress import progress_bar
 
 
 def _splits(cfg: RunConfig):

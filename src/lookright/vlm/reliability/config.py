@@ -9,7 +9,7 @@ from typing import Literal
 from pydantic import Field, field_validator, model_validator
 
 from lookright.data.shapes import ATTRIBUTES, ShapesConfig
-from lookright.train.config import Strict, check_choices, load_config
+from lookright.runs.config import Strict, check_choices, load_config
 from lookright.vlm.reliability.conflicts import STRATEGIES
 
 

@@ -36,7 +36,7 @@ import torch
 import torch.nn.functional as F
 
 from lookright.errors import ConfigError
-from lookright.train.progress import progress_bar
+from lookright.runs.progress import progress_bar
 from lookright.vlm.backends import ClipBundle
 from lookright.vlm.reliability.config import ReliabilityConfig, TuneConfig
 from lookright.vlm.reliability.conflicts import SWAPPED, conflicting_caption
