@@ -132,8 +132,10 @@ def compare(
 ) -> None:
     """Compare evaluated runs of one dataset: an HTML page and a Markdown twin."""
     from lookright.report.page import write_report
+    from lookright.runs.cli import check_out_folder
 
     try:
+        check_out_folder(out)
         result = write_report(run_dirs, out, reference, examples, removal_k)
     except LookrightError as exc:
         fail(exc)

@@ -416,7 +416,7 @@ def method_name(cfg: RunConfig) -> str:
 
 
 def diverged(cfg: RunConfig, epoch: int, step: int, ce, align, lam: float) -> TrainingDiverged:
-    parts = f"cross-entropy {float(ce):.4g}" + ("" if align is None else f", alignment {float(align):.4g}")
+    parts = f"cross-entropy {ce.detach().item():.4g}" + ("" if align is None else f", alignment {align.detach().item():.4g}")
     cause = (f"optim.lr={cfg.optim.lr:g}" + (f" or loss.lambda0={cfg.loss.lambda0:g} (lambda now {lam:g})"
                                              if cfg.loss.name else ""))
     return TrainingDiverged(
