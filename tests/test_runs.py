@@ -298,3 +298,48 @@ def test_module_runs_from_any_folder(tmp_path):
                             capture_output=True, text=True, cwd=tmp_path, timeout=300)
     assert result.returncode == 2 and "no finished" in result.stdout
     assert (REPO / "configs").is_dir()
+
+
+# ---- scale-out on Ray ------------------------------------------------------------------------
+@pytest.mark.timeout(600)
+def test_ray_and_local_sweeps_give_identical_runs(tmp_path):
+    pytest.importorskip("ray.tune")
+    common = ["--seeds", "2", *TINY]
+    local = cli("sweep", CONFIG, *common, "--jobs", "2", f"out_dir={tmp_path / 'local'}")
+    assert local.exit_code == 0, local.output
+    ray = cli("sweep", CONFIG, *common, "--backend", "ray", "--cpus-per-run", "1", f"out_dir={tmp_path / 'ray'}")
+    assert ray.exit_code == 0, ray.output
+    for seed in (0, 1):
+        a, b = (RunFolder(tmp_path / side / "decoymnist-cdep-vanilla" / f"seed{seed}") for side in ("local", "ray"))
+        assert a.state() == b.state() == "finished"
+        ma, mb = a.metrics(), b.metrics()
+        for key in ("shifted_test_acc", "val_acc", "val_loss", "history", "attention_mass", "selected_epoch"):
+            assert ma[key] == mb[key], (seed, key)
+        assert json.loads((b.path / "run.json").read_text())["fingerprint"] == \
+            json.loads((a.path / "run.json").read_text())["fingerprint"]
+    # a rerun on Ray reads the finished runs back
+    stamp = (tmp_path / "ray" / "decoymnist-cdep-vanilla" / "seed0" / "metrics.json").stat().st_mtime_ns
+    again = cli("sweep", CONFIG, *common, "--backend", "ray", f"out_dir={tmp_path / 'ray'}")
+    assert again.exit_code == 0
+    assert (tmp_path / "ray" / "decoymnist-cdep-vanilla" / "seed0" / "metrics.json").stat().st_mtime_ns == stamp
+
+
+def test_address_without_ray_backend_is_refused(tmp_path):
+    result = cli("sweep", CONFIG, "--seeds", "1", "--address", "10.0.0.1:6379", *TINY, f"out_dir={tmp_path}")
+    assert result.exit_code == 2 and "--backend ray" in result.output
+
+
+def test_load_run_returns_the_trained_model(tmp_path):
+    import lookright
+
+    folder = tiny_run(tmp_path)
+    run = lookright.load_run(folder)
+    assert run.kind == "supervised" and run.config.name == "decoymnist-cdep-vanilla"
+    spec = run.model.input_spec
+    x = spec.prepare(torch.randint(0, 255, (3, 3, 28, 28), dtype=torch.uint8))
+    best = torch.load(folder / "checkpoints" / "best.pt", weights_only=True)
+    for k, v in run.model.state_dict().items():
+        assert torch.equal(v, best[k]), k
+    assert not run.model.training and run.model(x).shape == (3, 10)
+    with pytest.raises(RunError, match="no finished run"):
+        lookright.load_run(tmp_path / "nothing")

@@ -231,11 +231,12 @@ def demo(
 ) -> None:
     """Vanilla, CAMAL and counterfactual augmentation on frame-colour-mnist (embedded subset unless --data-dir)."""
     from lookright.demo import TITLE, demo_configs
-    from lookright.train.trainer import train as train_run
+    from lookright.train.sweep import checked, execute, spec_for
 
     runs = demo_configs(out_dir, data_dir, epochs, seed)
     try:
-        results = [train_run(cfg, folder) for cfg, folder in runs]
+        specs = checked([spec_for(cfg, folder) for cfg, folder in runs])
+        results = [execute(spec, progress=True) for spec in specs]  # finished runs are read back
     except LookrightError as exc:
         fail(exc)
     console.print(_run_table(results, TITLE))

@@ -25,16 +25,25 @@ def sweep_specs(base: RunConfig, seeds: int, grid: list[str], first_seed: int | 
             tree = merge_trees(config_tree(base), parse_overrides(overrides))
             tree.update(name=name, seed=seed)
             cfg = build_config(tree, f"sweep {name}")
-            specs.append(RunSpec(config_tree(cfg), str(Path(cfg.out_dir) / name / f"seed{seed}"), f"{name} seed {seed}"))
+            specs.append(spec_for(cfg, Path(cfg.out_dir) / name / f"seed{seed}"))
+    return checked(specs)
+
+
+def spec_for(cfg: RunConfig, run_dir: str | Path) -> RunSpec:
+    return RunSpec(config_tree(cfg), str(run_dir), f"{cfg.name} seed {cfg.seed}")
+
+
+def checked(specs: list[RunSpec]) -> list[RunSpec]:
+    """Refuse the whole sweep before anything runs: shared folders, folders of another config."""
     check_unique(specs)
-    for spec in specs:  # refuse the whole sweep before anything runs
+    for spec in specs:
         folder = RunFolder(spec.run_dir)
         if folder.state() != "new":
             folder.check_fingerprint(spec.config, FINGERPRINT_IGNORES)
     return specs
 
 
-def execute(spec: RunSpec) -> dict:
+def execute(spec: RunSpec, progress: bool = False) -> dict:
     """Run one spec (module level, so worker processes and Ray can call it): a finished run is
     read back, an interrupted or failed one resumed, a new one trained."""
     from lookright.train.trainer import train
@@ -47,4 +56,4 @@ def execute(spec: RunSpec) -> dict:
     if state == "finished":
         folder.check_fingerprint(spec.config, FINGERPRINT_IGNORES)
         return folder.metrics()
-    return train(cfg, spec.run_dir, resume=state in ("interrupted", "failed"), progress=False)
+    return train(cfg, spec.run_dir, resume=state in ("interrupted", "failed"), progress=progress)
