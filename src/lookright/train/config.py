@@ -8,7 +8,7 @@ from typing import Any, Literal
 from pydantic import Field, field_validator, model_validator
 
 from lookright.runs import config as runs_config
-from lookright.runs.config import Strict, check_fractions, dump_config, merge_trees, parse_overrides  # noqa: F401
+from lookright.runs.config import RunConfigBase, Strict, check_fractions, dump_config, merge_trees, parse_overrides  # noqa: F401
 from lookright.targets.vlm import VLMSettings
 
 
@@ -119,10 +119,7 @@ class EvalConfig(Strict):
         return check_fractions(v, include_one=True)
 
 
-class RunConfig(Strict):
-    name: str = "run"
-    seed: int = 0
-    out_dir: str = "runs"
+class RunConfig(RunConfigBase):
     data: DataConfig = Field(default_factory=DataConfig)
     model: ModelConfig = Field(default_factory=ModelConfig)
     attention: AttentionConfig = Field(default_factory=AttentionConfig)

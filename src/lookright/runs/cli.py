@@ -1,0 +1,72 @@
+"""Command-line pieces every pipeline's commands share: the console, errors (exit 2), writing a
+table to ``--out``, and the option names (``--seeds``, ``--first-seed``, ``--jobs``, ``--backend``...)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal
+
+import typer
+from rich.console import Console
+
+from lookright.errors import LookrightError
+from lookright.runs.atomic import write_text_atomic
+
+console = Console()
+
+Seeds = Annotated[int, typer.Option(min=1, help="number of seeds: FIRST_SEED .. FIRST_SEED+N-1")]
+FirstSeed = Annotated[int | None, typer.Option(help="first seed (default: the config's seed)")]
+Jobs = Annotated[int, typer.Option(min=1, help="parallel runs on this machine (one thread each)")]
+Backend = Annotated[Literal["local", "ray"], typer.Option(help="local processes, or a Ray cluster (Ray Tune)")]
+Address = Annotated[str | None, typer.Option(help="Ray cluster address HOST:PORT (default: a local Ray)")]
+CpusPerRun = Annotated[float, typer.Option(min=0.1, help="Ray: CPUs per run (also its torch threads)")]
+GpusPerRun = Annotated[float, typer.Option(min=0.0, help="Ray: GPUs per run (fractions share a GPU)")]
+Reference = Annotated[str | None, typer.Option(help="run name the others are tested against, paired by seed")]
+Overrides = Annotated[list[str] | None, typer.Argument(help="key=value overrides, e.g. train.epochs=5")]
+
+
+def fail(exc: Exception) -> None:
+    """Print ``error: ...`` and exit with status 2."""
+    console.print(f"[bold red]error:[/] {exc}", soft_wrap=True, highlight=False)
+    raise typer.Exit(code=2)
+
+
+def check_writable(out: Path) -> None:
+    """Refuse an ``--out`` that cannot be written, before any work is done."""
+    out = Path(out)
+    if out.is_dir():
+        raise LookrightError(f"--out {out} is a folder; give a file name, e.g. {out / 'results.md'}")
+    parent = out.parent
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir() or not _can_write(parent):
+        raise LookrightError(f"--out {out}: cannot write into {parent}; choose a writable location")
+
+
+def check_out_folder(out: Path) -> None:
+    """Refuse an output folder that cannot be created or written, before any work is done."""
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise LookrightError(f"--out {out} is a file; give a folder for the report")
+    parent = out
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir() or not _can_write(parent):
+        raise LookrightError(f"--out {out}: cannot write into {parent}; choose a writable location")
+
+
+def _can_write(folder: Path) -> bool:
+    import os
+
+    return os.access(folder, os.W_OK | os.X_OK)
+
+
+def emit(text: str, out: Path | None) -> None:
+    """Print a Markdown table and, with ``--out``, write it there too (atomically)."""
+    if out:
+        check_writable(out)
+        try:
+            write_text_atomic(out, text)
+        except OSError as exc:
+            raise LookrightError(f"--out {out}: {exc.strerror}; choose a writable location") from None
+    console.print(text, soft_wrap=True, highlight=False)
