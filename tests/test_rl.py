@@ -421,8 +421,6 @@ def test_rl_imports_neither_train_nor_vlm():
     import ast
     from pathlib import Path
 
-    import lookright.rl
-
     for path in Path(lookright.rl.__file__).parent.glob("*.py"):
         for node in ast.walk(ast.parse(path.read_text())):
             names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
