@@ -9,17 +9,22 @@ import numpy as np
 import pytest
 import torch
 from gymnasium.utils.env_checker import check_env
+from typer.testing import CliRunner
 
 import lookright.rl  # noqa: F401  (registers the environments)
 from conftest import CONFIGS
 from lookright.attention import create_extractor
-from lookright.errors import ConfigError, LookrightError, MaskError
+from lookright.cli import app
+from lookright.errors import ConfigError, LookrightError, MaskError, TrainingDiverged
 from lookright.rl.config import load_rl_config
 from lookright.rl.env import COLOURS, CueGridEnv, _adjacent, glyph
 from lookright.rl.evaluate import remove_pixels
 from lookright.rl.policy import PolicyHead, cell_mask
 from lookright.rl.ppo import AlignedPPO
+from lookright.rl.train import FINGERPRINT_IGNORES
 from lookright.rl.wrappers import MASK, PIXELS, MaskInObservation, make_env
+from lookright.runs.config import config_tree, dump_config
+from lookright.runs.folder import RunFolder
 
 torch.set_num_threads(1)
 
@@ -218,30 +223,233 @@ def test_remove_pixels_top_and_random():
     assert pixels.min() == 200  # the input is left alone
 
 
+# -- the run layer: train, seeds, eval, summarize ---------------------------------------------
+TINY = ["agent.total_timesteps=128", "agent.n_steps=32", "agent.batch_size=64", "agent.n_epochs=1", "env.n_envs=2",
+        "agent.channels=[4,8]", "eval.episodes=2", "eval.masking_episodes=1", "eval.max_states=10",
+        "eval.top_k=[0.1]", "eval.frames=2"]
+VANILLA = CONFIGS / "rl" / "cuegrid-vanilla.yaml"
+runner = CliRunner()
+
+
+def rl(*args):
+    return runner.invoke(app, ["rl", *map(str, args)])
+
+
+def assert_clear_error(result, *phrases):
+    """Exit 2 with ``error: ...`` naming every phrase, and no traceback."""
+    assert result.exit_code == 2, result.output
+    assert isinstance(result.exception, SystemExit) and "Traceback" not in result.output
+    text = " ".join(result.output.split())
+    assert "error:" in text and all(p in text for p in phrases), result.output
+
+
+def fake_run(root, name, seed, kind="rl", finish=True, shift=0.0):
+    """A run folder of ``kind`` without training: finished with made-up numbers, or interrupted."""
+    cfg = load_rl_config(None, [f"name={name}", f"seed={seed}"])
+    folder = RunFolder(root / name / f"seed{seed}")
+    folder.open(kind, config_tree(cfg), dump_config(cfg), FINGERPRINT_IGNORES)
+    if not finish:
+        folder.release()  # the lock is gone, run.json still says running: an interrupted run
+        return folder.path
+    level = lambda r: {"return": r + shift, "success": 0.5}  # noqa: E731
+    evaluation = {"train_levels": level(0.5 + seed / 10), "test_levels": level(0.1 * seed),
+                  "alignment": {k: {"mean": 0.3 + shift} for k in ("energy_pointing_game", "iou", "cue_energy")},
+                  "faithfulness": {"0.1": {"prob_drop_top": 0.2, "prob_drop_random": 0.1, "return_top": 0.0,
+                                           "return_random": 0.4 + shift}}}
+    folder.finish({"name": name, "seed": seed, "wall_time_s": 10.0, "evaluation": evaluation})
+    return folder.path
+
+
+def test_rl_train_writes_a_run_folder_and_refuses_to_overwrite_it(tmp_path):
+    run = tmp_path / "run"
+    result = rl("train", VANILLA, *TINY, f"out_dir={tmp_path}", "--run-dir", run)
+    assert result.exit_code == 0, result.output
+    info = json.loads((run / "run.json").read_text())
+    assert info["kind"] == "rl" and info["status"] == "finished"
+    assert info["fingerprint_ignores"] == ["out_dir", "agent.threads", "agent.device"]
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert not {"commit", "versions", "device", "train_time_s", "threads"} & set(metrics)
+    assert metrics["wall_time_s"] > 0 and metrics["timesteps"] >= 128
+    assert metrics["provenance"]["versions"]["stable_baselines3"] and metrics["provenance"]["git_commit"] is not None
+    assert sorted(p.name for p in run.iterdir()) == [".lock", "config.yaml", "figures", "metrics.json", "model.zip",
+                                                     "run.json"]
+    before = (run / "model.zip").read_bytes()
+    assert_clear_error(rl("train", VANILLA, *TINY, f"out_dir={tmp_path}", "--run-dir", run), "finished run",
+                       "nothing is overwritten")
+    assert (run / "model.zip").read_bytes() == before
+
+
+def test_rl_train_checks_the_config_before_touching_the_folder(tmp_path):
+    run = tmp_path / "run"
+    assert_clear_error(rl("train", VANILLA, *TINY, "agent.threads=100000", "--run-dir", run), "agent.threads=100000")
+    assert_clear_error(rl("train", VANILLA, *TINY, "agent.device=tpu", "--run-dir", run), "agent.device")
+    assert_clear_error(rl("train", VANILLA, *TINY, "env.test_id=lookright/Nope-v0", "--run-dir", run),
+                       "unknown environment id 'lookright/Nope-v0'")
+    assert_clear_error(rl("train", VANILLA, *TINY, "align.loss=nope", "--run-dir", run), "unknown alignment loss")
+    assert not run.exists()
+
+
+def test_model_zip_is_written_atomically(tmp_path):
+    from lookright.rl.train import save_model
+
+    model = tiny_model(loss=None)
+    path = save_model(model, tmp_path / "model.zip")
+    good = path.read_bytes()
+
+    class Broken:
+        def save(self, f):
+            f.write(b"half a model")
+            raise OSError("disk full")
+
+    with pytest.raises(OSError, match="disk full"):
+        save_model(Broken(), path)
+    assert path.read_bytes() == good and [p.name for p in tmp_path.iterdir()] == ["model.zip"]
+    assert AlignedPPO.load(path).attention_loss is None
+
+
+def test_seeds_read_back_finished_runs_resume_others_and_refuse_foreign_folders(tmp_path):
+    from lookright.rl.sweep import execute, seed_specs
+    from lookright.runs.runner import run_specs
+
+    args = ("train", VANILLA, *TINY, f"out_dir={tmp_path}", "--seeds", "2")
+    result = rl(*args, "--jobs", "2")
+    assert result.exit_code == 0, result.output
+    seed0, seed1 = tmp_path / "cuegrid-vanilla" / "seed0", tmp_path / "cuegrid-vanilla" / "seed1"
+    stamp = (seed0 / "model.zip").stat().st_mtime_ns
+    # an interrupted seed1: trained again in its folder, with another thread count (not fingerprinted)
+    info = json.loads((seed1 / "run.json").read_text())
+    (seed1 / "run.json").write_text(json.dumps({**info, "status": "running"}))
+    cfg = load_rl_config(VANILLA, [*TINY, f"out_dir={tmp_path}", "agent.threads=1"])
+    results = run_specs(execute, seed_specs(cfg, 2))
+    assert [r["seed"] for r in results] == [0, 1] and "error" not in results[1]
+    assert (seed0 / "model.zip").stat().st_mtime_ns == stamp  # read back, not trained again
+    assert json.loads((seed1 / "run.json").read_text())["attempts"] == 2
+    # a folder of another config stops the command before any run starts
+    assert_clear_error(rl(*args[:-1], "3", "agent.learning_rate=0.001"), "another config", "agent.learning_rate")
+    assert not (tmp_path / "cuegrid-vanilla" / "seed2").exists()
+    assert_clear_error(rl(*args, "--run-dir", tmp_path / "one"), "--run-dir names one run")
+    assert_clear_error(rl("train", VANILLA, *TINY, "--address", "host:1"), "--backend ray")
+
+
+def test_rl_eval_refuses_what_it_cannot_evaluate(tmp_path):
+    assert_clear_error(rl("eval", tmp_path / "missing"), "not an RL run folder")
+    (tmp_path / "empty").mkdir()
+    assert_clear_error(rl("eval", tmp_path / "empty"), "not an RL run folder", "no run.json")
+    supervised = fake_run(tmp_path, "sup", 0, kind="supervised")
+    assert_clear_error(rl("eval", supervised), "not an RL run folder", "supervised")
+    interrupted = fake_run(tmp_path, "cut", 0, finish=False)
+    assert_clear_error(rl("eval", interrupted), "was interrupted", "lookright rl train")
+    run = fake_run(tmp_path, "damaged", 0)
+    assert_clear_error(rl("eval", run, "--set", "agent.learning_rate=1"), "eval.KEY=VALUE")
+    buffer = __import__("io").BytesIO()
+    tiny_model(loss=None).save(buffer)
+    (run / "model.zip").write_bytes(buffer.getvalue()[: len(buffer.getvalue()) // 2])
+    before = (run / "metrics.json").read_text()
+    assert_clear_error(rl("eval", run), "model.zip is damaged", "retrain")
+    assert (run / "metrics.json").read_text() == before
+
+
+def test_rl_summarize_reads_finished_rl_runs_only(tmp_path, monkeypatch):
+    for seed in (0, 1, 2):
+        fake_run(tmp_path / "runs" / "rl", "cuegrid-vanilla", seed)
+        fake_run(tmp_path / "runs" / "rl", "cuegrid-camal", seed, shift=0.2 + seed / 100)
+    fake_run(tmp_path / "runs" / "rl", "cuegrid-kl", 0, finish=False)  # interrupted: never summarised
+    fake_run(tmp_path / "runs", "supervised", 0, kind="supervised")  # another pipeline
+    monkeypatch.chdir(tmp_path)  # the default root is ./runs
+    out = tmp_path / "table.md"
+    result = rl("summarize", "--out", out)
+    assert result.exit_code == 0, result.output
+    summary = json.loads(out.with_suffix(".json").read_text())
+    assert set(summary["methods"]) == {"cuegrid-vanilla", "cuegrid-camal"} and summary["reference"] == "cuegrid-vanilla"
+    assert summary["methods"]["cuegrid-camal"]["seeds"] == [0, 1, 2]
+    assert summary["methods"]["cuegrid-camal"]["on cue"]["mean"] == pytest.approx(0.51)
+    assert summary["paired_tests"]["cuegrid-camal"]["energy PG"]["mean_difference"] == pytest.approx(0.21)
+    text = out.read_text()
+    assert "| cuegrid-camal | 3 | 0.810 ± 0.110 (p=" in text and "wall time / run (s)" in text
+    result = rl("summarize", "runs/rl", "--reference", "cuegrid-camal")
+    assert result.exit_code == 0 and "paired t-test against cuegrid-camal" in " ".join(result.output.split())
+    assert_clear_error(rl("summarize", "--reference", "nope"), "--reference nope", "cuegrid-camal")
+    assert_clear_error(rl("summarize", "--k", "0.3"), "--k 0.3", "evaluated: 0.1")
+    assert_clear_error(rl("summarize", tmp_path / "runs" / "rl" / "cuegrid-kl"), "no finished RL run")
+    assert_clear_error(rl("summarize", "--out", tmp_path / "t.json"), "names the Markdown table")
+
+
+def test_no_sb3_folder_in_the_temporary_directory(tmp_path, monkeypatch):
+    import tempfile
+
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp))
+    assert tempfile.gettempdir() == str(tmp)
+    tiny_model(loss="camal").learn(128)
+    assert list(tmp.iterdir()) == []
+
+
+def test_env_options_replace_inherited_ones_and_foreign_options_are_config_errors(tmp_path):
+    run = tmp_path / "run"
+    assert_clear_error(rl("train", VANILLA, *TINY, "env.id=CartPole-v1", "--run-dir", run),
+                       "'CartPole-v1'", "env.id", "env.options={'size': 6, 'tile': 5}")
+    # cleared options get past that point; CartPole then fails for having no pixels, clearly
+    assert load_rl_config(VANILLA, ["env.options={}"]).env.options == {}
+    assert_clear_error(rl("train", VANILLA, *TINY, "env.id=CartPole-v1", "env.options={}", "--run-dir", run),
+                       "has no pixels")
+    assert not run.exists()
+
+
+def test_a_non_finite_loss_stops_training_and_names_the_settings(tmp_path):
+    with pytest.raises(TrainingDiverged, match=r"agent.learning_rate=0.001 or align.lambda0=1e\+39"):
+        tiny_model(loss="camal", lam=1e39).learn(128)
+    run = tmp_path / "run"
+    result = rl("train", VANILLA, *TINY, "align.loss=camal", "align.lambda0=1e39", "--run-dir", run)
+    assert_clear_error(result, "the PPO loss is", "agent.learning_rate=0.0005",
+                       "align.lambda0=1e+39", "at timestep 64")
+    assert not run.exists()  # the folder held nothing yet: it is removed
+
+
+def test_the_attention_loss_counts_the_states_it_skips():
+    from stable_baselines3.common.env_util import make_vec_env
+
+    env = make_vec_env(lambda: make_env("lookright/CueGrid-v0", cue="none", relevant=("cue",)), n_envs=2, seed=0)
+    model = AlignedPPO("GapCnnPolicy", env, attention_loss="camal", n_steps=32, batch_size=32, n_epochs=2,
+                       device="cpu", policy_kwargs=dict(patch=5, channels=(4, 8)))
+    model.learn(64)  # every mask is empty (no cue): every state is skipped, the loss is zero, never NaN
+    assert model.logger.name_to_value["train/attention_skipped"] == 2 * 64
+    assert model.attention_history[-1]["attention_loss"] == 0.0
+
+
+def test_rl_imports_neither_train_nor_vlm():
+    import ast
+    from pathlib import Path
+
+    for path in Path(lookright.rl.__file__).parent.glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
+                [node.module or ""] if isinstance(node, ast.ImportFrom) else []
+            bad = [n for n in names if n.split(".")[:2] in (["lookright", "train"], ["lookright", "vlm"])]
+            assert not bad, f"{path.name}:{node.lineno} imports {bad}"
+
+
 @pytest.mark.timeout(300)
 def test_rl_train_eval_summarize_end_to_end(tmp_path):
-    from typer.testing import CliRunner
-
-    from lookright.cli import app
-
-    runner = CliRunner()
     common = ["agent.total_timesteps=512", "agent.n_steps=32", "agent.batch_size=64", "env.n_envs=2",
               "eval.episodes=6", "eval.masking_episodes=3", "eval.max_states=40", "eval.top_k=[0.1]",
               "agent.channels=[8,16]", f"out_dir={tmp_path}"]
     for name in ("vanilla", "camal"):
-        result = runner.invoke(app, ["rl", "train", str(CONFIGS / "rl" / f"cuegrid-{name}.yaml"), *common, "--seeds", "2"])
+        result = rl("train", CONFIGS / "rl" / f"cuegrid-{name}.yaml", *common, "--seeds", "2")
         assert result.exit_code == 0, result.output
     run = tmp_path / "cuegrid-camal" / "seed1"
     metrics = json.loads((run / "metrics.json").read_text())
     assert metrics["seed"] == 1 and metrics["timesteps"] >= 512
     assert {"train_levels", "test_levels", "alignment", "faithfulness"} <= set(metrics["evaluation"])
     assert (run / "figures" / "episodes.png").stat().st_size > 0
-    result = runner.invoke(app, ["rl", "eval", str(run), "--set", "eval.episodes=4", "--set", "eval.masking_episodes=2",
-                                 "--set", "eval.max_states=20", "--set", "eval.top_k=[0.1]"])
+    result = rl("eval", run, "--set", "eval.episodes=4", "--set", "eval.masking_episodes=2",
+                "--set", "eval.max_states=20", "--set", "eval.top_k=[0.1]")
     assert result.exit_code == 0, result.output
-    assert json.loads((run / "metrics.json").read_text())["evaluation"]["train_levels"]["episodes"] == 4
+    evaluated = json.loads((run / "metrics.json").read_text())
+    assert evaluated["evaluation"]["train_levels"]["episodes"] == 4
+    assert evaluated["wall_time_s"] == metrics["wall_time_s"] and evaluated["provenance"] == metrics["provenance"]
     out = tmp_path / "table.md"
-    result = runner.invoke(app, ["rl", "summarize", str(tmp_path), "--out", str(out)])
+    result = rl("summarize", tmp_path, "--out", out)
     assert result.exit_code == 0, result.output
     summary = json.loads(out.with_suffix(".json").read_text())
     assert summary["reference"] == "cuegrid-vanilla"

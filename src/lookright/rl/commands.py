@@ -2,129 +2,117 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from lookright.errors import LookrightError
+from lookright.runs.cli import Address, Backend, CpusPerRun, FirstSeed, GpusPerRun, Jobs, Overrides, Reference, Seeds
+from lookright.runs.cli import console, emit, fail
 
 rl_app = typer.Typer(help="Attention alignment for RL agents (PPO + CAMAL on CueGrid).", no_args_is_help=True)
-console = Console()
-
-
-def _fail(exc: Exception) -> None:
-    console.print(f"[bold red]error:[/] {exc}", soft_wrap=True)
-    raise typer.Exit(code=2)
 
 
 def _table(results: list[dict]) -> Table:
     table = Table(title="agents (greedy; test = shifted levels)")
-    for col in ("run", "seed", "train return", "test return", "test success", "energy PG", "IoU", "on cue", "train time"):
+    for col in ("run", "seed", "train return", "test return", "test success", "energy PG", "IoU", "on cue", "wall time"):
         table.add_column(col)
+    fmt = lambda v: "n/a" if v is None else f"{v:.3f}"  # noqa: E731
     for m in results:
         ev = m["evaluation"]
         al = ev["alignment"]
-        fmt = lambda v: "n/a" if v is None else f"{v:.3f}"  # noqa: E731
         table.add_row(m["name"], str(m["seed"]), fmt(ev["train_levels"]["return"]), fmt(ev["test_levels"]["return"]),
                       fmt(ev["test_levels"]["success"]), fmt(al["energy_pointing_game"]["mean"]),
-                      fmt(al["iou"]["mean"]), fmt(al["cue_energy"]["mean"]), f"{m['train_time_s']:.0f}s")
+                      fmt(al["iou"]["mean"]), fmt(al["cue_energy"]["mean"]), f"{m['wall_time_s']:.0f}s")
     return table
 
 
 @rl_app.command("train")
 def train_cmd(
     config: Annotated[Path, typer.Argument(help="YAML config, e.g. configs/rl/cuegrid-camal.yaml")],
-    overrides: Annotated[list[str] | None, typer.Argument(help="key=value overrides, e.g. agent.total_timesteps=1e5")] = None,
-    seeds: Annotated[int, typer.Option(min=1, help="train seeds FIRST_SEED..FIRST_SEED+N-1")] = 1,
-    first_seed: Annotated[int | None, typer.Option(help="first seed (default: the config's seed)")] = None,
-    jobs: Annotated[int, typer.Option(min=1, help="parallel processes (one thread each)")] = 1,
+    overrides: Overrides = None,
+    seeds: Seeds = 1,
+    first_seed: FirstSeed = None,
+    jobs: Jobs = 1,
+    backend: Backend = "local",
+    address: Address = None,
+    cpus_per_run: CpusPerRun = 1.0,
+    gpus_per_run: GpusPerRun = 0.0,
     run_dir: Annotated[Path | None, typer.Option(help="run folder for a single seed (default OUT_DIR/NAME/seedS)")] = None,
 ) -> None:
-    """Train PPO (with the configured attention loss), evaluate it, write run folders."""
+    """Train PPO (with the configured attention loss), evaluate it, write run folders.
+
+    One run (the default) is trained into its folder; a finished run is refused, never
+    overwritten. With --seeds N (or --backend ray) finished runs are read back, like `lookright sweep`.
+    Interrupted or failed runs are trained again."""
     from lookright.rl.config import load_rl_config
-    from lookright.rl.summary import run_seeds
-    from lookright.rl.train import train_agent
+    from lookright.rl.sweep import execute, seed_specs
     from lookright.runs.progress import progress_bar
+    from lookright.runs.runner import raise_failures, run_specs
 
     try:
         cfg = load_rl_config(config, list(overrides or []))
-        start = cfg.seed if first_seed is None else first_seed
-        if seeds == 1 and jobs == 1:
-            cfg = cfg.model_copy(update={"seed": start})
-            folder = run_dir or Path(cfg.out_dir) / cfg.name / f"seed{start}"
-            results = [train_agent(cfg, folder)]
+        specs = seed_specs(cfg, seeds, first_seed, run_dir)
+        if len(specs) == 1 and backend == "local" and address is None:
+            results = [execute(specs[0], progress=True, read_back=False)]
         else:
-            if run_dir:
-                raise LookrightError("--run-dir names one run; with --seeds > 1 runs go to OUT_DIR/NAME/seedS")
-            with progress_bar() as bar:
-                task = bar.add_task(f"{cfg.name}: {seeds} seeds", total=seeds)
-                results = run_seeds(cfg, seeds, start, jobs, on_done=lambda _m: bar.advance(task))
+            # Ray Tune reports its own progress (and pickles on_done, which a live progress bar cannot be)
+            with progress_bar(enabled=backend == "local") as bar:
+                task = bar.add_task(f"{cfg.name}: {len(specs)} seeds", total=len(specs))
+                results = run_specs(execute, specs, backend, jobs, lambda _m: bar.advance(task), address,
+                                    cpus_per_run, gpus_per_run, cfg.out_dir)
+        done = [r for r in results if "error" not in r]
+        if done:
+            console.print(_table(done))
+            console.print(f"run folders: {', '.join(s.run_dir for s in specs)} (model.zip, metrics.json, figures/)",
+                          soft_wrap=True)
+        raise_failures(results)
     except LookrightError as exc:
-        _fail(exc)
-    console.print(_table(results))
-    console.print(f"run folders under {Path(cfg.out_dir) / cfg.name} (model.zip, metrics.json, figures/)")
+        fail(exc)
 
 
 @rl_app.command("eval")
 def eval_cmd(
-    run_dirs: Annotated[list[Path], typer.Argument(help="run folders (config.yaml + model.zip)")],
+    run_dirs: Annotated[list[Path], typer.Argument(help="finished RL run folders")],
     setting: Annotated[list[str] | None, typer.Option("--set", help="eval.KEY=VALUE, e.g. eval.episodes=1000")] = None,
 ) -> None:
     """Re-evaluate trained agents (returns, alignment, faithfulness, figures) into their metrics.json."""
-    from lookright.rl.config import load_rl_config
-    from lookright.rl.evaluate import evaluate_agent, load_agent
-    from lookright.rl.figures import save_rl_figures
-    from lookright.rl.train import write_json
+    from lookright.rl.run_eval import check_settings, evaluate_run
     from lookright.runs.progress import progress_bar
 
-    bad = [s for s in setting or [] if not s.startswith("eval.")]
-    if bad:
-        _fail(LookrightError(f"--set takes eval.KEY=VALUE settings only, got {bad}"))
     results = []
     try:
+        check_settings(list(setting or []))
         with progress_bar() as bar:
             task = bar.add_task("evaluating agents", total=len(run_dirs))
             for folder in run_dirs:
-                if not (folder / "config.yaml").is_file():
-                    raise LookrightError(f"{folder} is not an RL run folder (no config.yaml)")
-                cfg = load_rl_config(folder / "config.yaml", list(setting or []))
-                model = load_agent(folder, cfg.agent.device)
-                path = folder / "metrics.json"
-                metrics = json.loads(path.read_text()) if path.is_file() else {"name": cfg.name, "seed": cfg.seed}
-                metrics["evaluation"] = evaluate_agent(model, cfg)
-                metrics.setdefault("history", [])
-                metrics.setdefault("attention_history", model.attention_history)
-                metrics.setdefault("train_time_s", float("nan"))
-                save_rl_figures(model, cfg, folder, metrics)
-                write_json(path, metrics)
-                results.append(metrics)
+                results.append(evaluate_run(folder, setting))
                 bar.advance(task)
     except LookrightError as exc:
-        _fail(exc)
+        fail(exc)
     console.print(_table(results))
 
 
 @rl_app.command("summarize")
 def summarize_cmd(
-    root: Annotated[Path, typer.Argument(help="folder searched for RL run folders")] = Path("runs/rl"),
+    root: Annotated[Path, typer.Argument(help="folder searched for finished RL run folders")] = Path("runs"),
     out: Annotated[Path | None, typer.Option(help="write the Markdown table here (and a .json beside it)")] = None,
-    reference: Annotated[str | None, typer.Option(help="method the paired tests compare against (default: *vanilla*)")] = None,
+    reference: Reference = None,
     k: Annotated[str, typer.Option(help="masked fraction of the faithfulness columns")] = "0.1",
 ) -> None:
-    """Mean ± std over seeds per method, with paired t-tests against the reference."""
-    from lookright.rl.summary import load_runs, markdown, summarize_runs
+    """Mean ± std over seeds per method, with paired t-tests against the reference (default: *vanilla*)."""
+    from lookright.rl.summary import load_rows, summarize_runs, summary_markdown
+    from lookright.runs.atomic import write_json_atomic
 
     try:
-        summary = summarize_runs(load_runs(root), reference, k)
+        if out and out.suffix == ".json":
+            raise LookrightError(f"--out {out} names the Markdown table (the numbers go beside it as .json); "
+                                 f"give e.g. {out.with_suffix('.md')}")
+        summary = summarize_runs(load_rows(root), reference, k)
+        emit(summary_markdown(summary), out)
+        if out:
+            write_json_atomic(out.with_suffix(".json"), summary)
     except LookrightError as exc:
-        _fail(exc)
-    text = markdown(summary)
-    if out:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(text)
-        out.with_suffix(".json").write_text(json.dumps(summary, indent=2))
-    console.print(text)
+        fail(exc)

@@ -26,19 +26,27 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from lookright.errors import CheckpointError
+from lookright.errors import CheckpointError, LookrightError
 from lookright.metrics.localisation import LocalisationAccumulator, energy_pointing_game
 from lookright.rl.config import RLConfig
 from lookright.rl.wrappers import MASK, PIXELS, make_env
 
 
 def load_agent(run_dir: Path, device: str = "cpu"):
+    """The run's ``model.zip``; a missing or unreadable file is a CheckpointError."""
     from lookright.rl.ppo import AlignedPPO
 
     path = Path(run_dir) / "model.zip"
     if not path.is_file():
         raise CheckpointError(f"{run_dir} holds no model.zip; train it first with `lookright rl train CONFIG`")
-    return AlignedPPO.load(path, device=device)
+    try:
+        return AlignedPPO.load(path, device=device)
+    except LookrightError:
+        raise
+    except Exception as exc:  # zipfile, pickle and torch errors of a truncated or foreign file
+        raise CheckpointError(
+            f"{path} is damaged and cannot be loaded ({type(exc).__name__}: {exc}); retrain the run: copy its "
+            f"config.yaml out of {run_dir}, delete the folder, then `lookright rl train COPY --run-dir {run_dir}`") from None
 
 
 def _obs_tensor(policy, pixels: np.ndarray) -> dict:

@@ -7,7 +7,9 @@ lambda0 * min(1, t / warmup)`` with ``t`` the fraction of training done (``warmu
 constant). The rest of the update is Stable-Baselines3's PPO step as it is (clipped surrogate,
 optional value clipping, entropy bonus, advantage normalisation, grad-norm clipping, target-KL
 early stop); SB3 offers no hook to add a loss, so :meth:`AlignedPPO.train` restates it with the
-extra term. Logging, callbacks and ``save``/``load`` are SB3's own.
+extra term. Logging, callbacks and ``save``/``load`` are SB3's own (with ``verbose=0`` and no
+TensorBoard folder the logger has no outputs). A NaN or infinite loss stops training at that
+minibatch with TrainingDiverged.
 """
 
 from __future__ import annotations
@@ -17,9 +19,10 @@ import torch as th
 import torch.nn.functional as F
 from gymnasium import spaces
 from stable_baselines3 import PPO
+from stable_baselines3.common.logger import Logger
 from stable_baselines3.common.utils import explained_variance
 
-from lookright.errors import ConfigError
+from lookright.errors import ConfigError, TrainingDiverged
 from lookright.losses import create_loss
 from lookright.rl.policy import GapActorCriticPolicy, cell_mask
 from lookright.rl.wrappers import MASK
@@ -40,6 +43,9 @@ class AlignedPPO(PPO):
         if attention_loss is not None:
             create_loss(attention_loss, **self.attention_options)  # fail now on a bad name or option
         super().__init__(policy, env, **kwargs)
+        if self.verbose == 0 and self.tensorboard_log is None:
+            # SB3's default logger would create an empty tempdir/SB3-<time> folder on every learn()
+            self.set_logger(Logger(folder=None, output_formats=[]))
 
     def _setup_model(self) -> None:
         super()._setup_model()
@@ -55,6 +61,17 @@ class AlignedPPO(PPO):
         ramp = 1.0 if self.attention_warmup == 0 else min(1.0, done / self.attention_warmup)
         return self.attention_lambda * ramp
 
+    def _check_finite(self, loss: th.Tensor, epoch: int, step: int, lam: float) -> None:
+        """TrainingDiverged naming the settings to lower when ``loss`` is NaN or infinite."""
+        if th.isfinite(loss):
+            return
+        lr = self.policy.optimizer.param_groups[0]["lr"]
+        cause = f"agent.learning_rate={lr:g}" + (
+            f" or align.lambda0={self.attention_lambda:g} (lambda now {lam:g})" if self.attention_loss else "")
+        raise TrainingDiverged(
+            f"the PPO loss is {float(loss.detach())} at timestep {self.num_timesteps} (update epoch {epoch + 1}, "
+            f"minibatch {step + 1}); training stopped there. Lower {cause}")
+
     def train(self) -> None:
         self.policy.set_training_mode(True)
         self._update_learning_rate(self.policy.optimizer)
@@ -65,7 +82,7 @@ class AlignedPPO(PPO):
         logs: dict[str, list[float]] = {k: [] for k in ("pg", "value", "entropy", "clip", "kl", "align", "skipped")}
         continue_training = True
         for epoch in range(self.n_epochs):
-            for batch in self.rollout_buffer.get(self.batch_size):
+            for step, batch in enumerate(self.rollout_buffer.get(self.batch_size)):
                 actions = batch.actions.long().flatten()
                 values, log_prob, entropy, cam = self.policy.evaluate_actions_with_attention(batch.observations, actions)
                 values = values.flatten()
@@ -80,11 +97,13 @@ class AlignedPPO(PPO):
                 entropy_loss = -th.mean(entropy)
                 loss = policy_loss + self.ent_coef * entropy_loss + self.vf_coef * value_loss
                 if loss_fn is not None:
+                    self._check_finite(loss, epoch, step, lam)  # NaN weights: stop before the map is read
                     align, valid = loss_fn.evaluate(cam, cell_mask(batch.observations[MASK], tuple(cam.shape[-2:])))
                     logs["align"].append(align.item())
                     logs["skipped"].append(len(cam) - valid)
                     if lam > 0:
                         loss = loss + lam * align
+                self._check_finite(loss, epoch, step, lam)
                 with th.no_grad():
                     log_ratio = log_prob - batch.old_log_prob
                     approx_kl = th.mean((th.exp(log_ratio) - 1) - log_ratio).item()

@@ -1,27 +1,37 @@
 """Train one agent from an :class:`RLConfig`, evaluate it, and write its run folder.
 
-Run folder: ``config.yaml``, ``model.zip`` (SB3's own format: ``AlignedPPO.load`` reads it),
-``metrics.json`` (seed, commit, versions, device, wall time, training history, evaluation) and
-``figures/`` (training curves, episode strips with the attention overlay).
+The folder follows :mod:`lookright.runs.folder` (kind ``rl``): ``run.json``, ``config.yaml``,
+``model.zip`` (SB3's own format, written atomically: ``AlignedPPO.load`` reads it),
+``metrics.json`` (written when the run finishes: training history, evaluation, wall time of
+training and evaluation, provenance) and ``figures/``. Every check that can fail on the config
+(threads, device, environments, model) runs before the folder is touched; a finished run is
+never overwritten. PPO keeps no mid-run checkpoint, so resuming an interrupted or failed run
+trains it again in the same folder.
 """
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 
 import torch
-import yaml
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.env_util import make_vec_env
 
+from lookright.errors import ConfigError
 from lookright.rl.config import RLConfig
 from lookright.rl.wrappers import make_env
+from lookright.runs.atomic import write_atomic
+from lookright.runs.config import config_tree, dump_config
+from lookright.runs.folder import RunFolder
 from lookright.runs.progress import progress_bar
-from lookright.train.provenance import git_commit, versions
+from lookright.runs.provenance import provenance, resolve_device, set_threads
 
+KIND = "rl"
+MODEL = "model.zip"
 PACKAGES = ("gymnasium", "stable_baselines3")
+#: keys that do not change what is trained (see :func:`lookright.runs.folder.fingerprint`)
+FINGERPRINT_IGNORES = ("out_dir", "agent.threads", "agent.device")
 
 
 class HistoryCallback(BaseCallback):
@@ -44,61 +54,83 @@ class HistoryCallback(BaseCallback):
                                  "success": sum(e["r"] > 0 for e in episodes) / len(episodes)})
 
 
-def build_model(cfg: RLConfig, env):
+def make_train_envs(cfg: RLConfig):
+    """The vectorised training environments (``env.n_envs`` copies of ``env.id``), after checking
+    that the test environment (``env.test_id``) can be built with the same options and observations."""
+    env = make_vec_env(lambda: make_env(cfg.env.id, **cfg.env.options), n_envs=cfg.env.n_envs, seed=cfg.seed)
+    try:
+        test = make_env(cfg.env.test_id, **cfg.env.options)
+        test.close()
+        if test.observation_space != env.observation_space:
+            raise ConfigError(f"env.test_id={cfg.env.test_id} observes {test.observation_space}, but env.id="
+                              f"{cfg.env.id} observes {env.observation_space}; the agent needs the same observations")
+    except BaseException:
+        env.close()
+        raise
+    return env
+
+
+def build_model(cfg: RLConfig, env, device: torch.device | str = "cpu"):
     from lookright.rl.ppo import AlignedPPO
 
     a = cfg.agent
     tile = cfg.env.options.get("tile", 5) if cfg.env.id.startswith("lookright/CueGrid") else None
     patch = a.patch or tile
     if patch is None:
-        from lookright.errors import ConfigError
-        raise ConfigError("set agent.patch (the first convolution's kernel and stride) for this environment")
+        raise ConfigError(f"set agent.patch (the first convolution's kernel and stride) for env.id={cfg.env.id}")
     return AlignedPPO(
         "GapCnnPolicy", env, attention_loss=cfg.align.loss, attention_lambda=cfg.align.lambda0,
         attention_warmup=cfg.align.warmup, attention_options=cfg.align.options,
         n_steps=a.n_steps, batch_size=a.batch_size, n_epochs=a.n_epochs, learning_rate=a.learning_rate,
         gamma=a.gamma, gae_lambda=a.gae_lambda, clip_range=a.clip_range, ent_coef=a.ent_coef, vf_coef=a.vf_coef,
-        max_grad_norm=a.max_grad_norm, seed=cfg.seed, device=a.device, verbose=0,
+        max_grad_norm=a.max_grad_norm, seed=cfg.seed, device=device, verbose=0,
         policy_kwargs=dict(patch=patch, channels=tuple(a.channels)))
 
 
-def train_agent(cfg: RLConfig, run_dir: str | Path, progress: bool = True, evaluate: bool = True) -> dict:
-    from importlib import metadata
+def train_agent(cfg: RLConfig, run_dir: str | Path, progress: bool = True, resume: bool = False) -> dict:
+    """Train, save, evaluate one agent into ``run_dir``; return its metrics (also in ``metrics.json``).
 
+    ``resume=True`` trains an interrupted or failed run of the same config again; a finished run
+    is refused (RunError)."""
+    started = time.perf_counter()
+    set_threads(cfg.agent.threads, "agent.threads")
+    device = resolve_device(cfg.agent.device, "agent.device")
+    env = make_train_envs(cfg)
+    try:
+        model = build_model(cfg, env, device)
+        folder = RunFolder(run_dir)
+        folder.open(KIND, config_tree(cfg), dump_config(cfg), FINGERPRINT_IGNORES, resume=resume)
+        try:
+            return _train(cfg, model, folder, progress, started)
+        except BaseException as exc:
+            folder.fail(exc)
+            raise
+        finally:
+            folder.release()
+    finally:
+        env.close()
+
+
+def _train(cfg: RLConfig, model, folder: RunFolder, progress: bool, started: float) -> dict:
     from lookright.rl.evaluate import evaluate_agent
     from lookright.rl.figures import save_rl_figures
 
-    run_dir = Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "config.yaml").write_text(yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False))
-    torch.set_num_threads(cfg.agent.threads)
-    env = make_vec_env(lambda: make_env(cfg.env.id, **cfg.env.options), n_envs=cfg.env.n_envs, seed=cfg.seed)
-    model = build_model(cfg, env)
-    start = time.perf_counter()
     with progress_bar(progress) as bar:
-        task = bar.add_task(f"{cfg.name} seed {cfg.seed}", total=cfg.agent.total_timesteps)
-        callback = HistoryCallback(bar, task)
+        callback = HistoryCallback(bar, bar.add_task(f"{cfg.name} seed {cfg.seed}", total=cfg.agent.total_timesteps))
         model.learn(cfg.agent.total_timesteps, callback=callback)
-    train_time = time.perf_counter() - start
-    model.save(run_dir / "model.zip")
-    env.close()
-    found = versions()
-    for name in PACKAGES:
-        found[name] = metadata.version(name)
-    metrics = {"name": cfg.name, "seed": cfg.seed, "commit": git_commit(), "versions": found,
-               "device": str(model.device), "threads": cfg.agent.threads, "train_time_s": train_time,
-               "timesteps": model.num_timesteps, "history": callback.history,
-               "attention_history": model.attention_history}
-    if evaluate:
-        start = time.perf_counter()
-        metrics["evaluation"] = evaluate_agent(model, cfg)
-        metrics["eval_time_s"] = time.perf_counter() - start
-        metrics["figures"] = [str(p.relative_to(run_dir)) for p in save_rl_figures(model, cfg, run_dir, metrics)]
-    write_json(run_dir / "metrics.json", metrics)
-    return metrics
+    save_model(model, folder.path / MODEL)
+    metrics = {"name": cfg.name, "env": cfg.env.id, "seed": cfg.seed, "timesteps": model.num_timesteps,
+               "history": callback.history, "attention_history": model.attention_history}
+    metrics["evaluation"] = evaluate_agent(model, cfg)
+    metrics["figures"] = [str(p.relative_to(folder.path)) for p in save_rl_figures(model, cfg, folder.path, metrics)]
+    metrics["wall_time_s"] = round(time.perf_counter() - started, 2)
+    return folder.finish(metrics, provenance(model.device, PACKAGES))
 
 
-def write_json(path: Path, data: dict) -> None:
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(data, indent=2))
-    tmp.replace(path)
+def save_model(model, path: Path) -> Path:
+    """``model.save`` onto ``path`` atomically (a unique temporary file beside it, then a rename)."""
+    def write(tmp: str) -> None:
+        with open(tmp, "wb") as f:
+            model.save(f)
+
+    return write_atomic(path, write)

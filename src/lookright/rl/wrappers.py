@@ -67,4 +67,11 @@ def make_env(env_id: str, **kwargs) -> gym.Env:
         ours = sorted(k for k in gym.registry if k.startswith("lookright/"))
         raise ConfigError(f"unknown environment id {env_id!r}; lookright registers: {', '.join(ours)} "
                           "(any gymnasium id works if its environment reports info['mask'])")
-    return MaskInObservation(gym.make(env_id, **kwargs))
+    try:
+        env = gym.make(env_id, **kwargs)
+    except TypeError as exc:  # an option the environment's constructor does not take
+        reason = str(exc).split(" was raised from")[0]
+        raise ConfigError(
+            f"the environment {env_id!r} (env.id / env.test_id) rejects env.options={kwargs} ({reason}); "
+            "set env.options for this environment, e.g. env.options={} to clear inherited ones") from None
+    return MaskInObservation(env)
