@@ -3,6 +3,8 @@
 import shlex
 from pathlib import Path
 
+import pytest
+
 from test_shortcut_removal import fake_mnist
 from typer.testing import CliRunner
 
@@ -35,9 +37,9 @@ TINY = ["data.embedded=true", "data.max_train=150", "data.max_test=60", "train.e
         "eval.figure_images=1"]
 
 
-def doc_commands() -> list[list[str]]:
-    """Every ``lookright ...`` line of the bash blocks in docs/shortcut-removal.md, as argv lists."""
-    text = DOC.read_text()
+def doc_commands(doc: Path = DOC) -> list[list[str]]:
+    """Every ``lookright ...`` line of the bash blocks in a docs page, as argv lists."""
+    text = doc.read_text()
     blocks = [b.split("```", 1)[0] for b in text.split("```bash\n")[1:]]
     lines = [li.split("#", 1)[0].strip() for b in blocks for li in b.splitlines()]
     return [shlex.split(li)[1:] for li in lines if li.startswith("lookright ")]
@@ -62,3 +64,32 @@ def test_docs_commands_run(tmp_path, monkeypatch):
         result = runner.invoke(app, argv)
         assert result.exit_code == 0, (argv, result.output)
 
+
+
+@pytest.mark.timeout(600)
+def test_run_folder_page_commands_run(tmp_path, monkeypatch):
+    """docs/runs.md: train, an interruption, --resume, a local and a Ray sweep, the summary."""
+    from lookright.runs.folder import RunFolder
+    from lookright.train import load_config, train
+
+    commands = doc_commands(ROOT / "docs" / "runs.md")
+    assert [c[0] for c in commands] == ["train", "train", "sweep", "sweep", "summarize"]
+    monkeypatch.chdir(tmp_path)
+    tiny = [*TINY, "train.epochs=3"]
+    first, resume, *rest = commands
+    config = str(ROOT / first[1])
+    run_dir = first[first.index("--run-dir") + 1]
+    train(load_config(config, tiny), run_dir, progress=False, stop_after_epoch=1)  # an interruption
+    assert RunFolder(run_dir).state() == "interrupted"
+    runner = CliRunner()
+    for argv in [resume, *rest]:
+        argv = [str(ROOT / a) if a.startswith("configs/") else a for a in argv]
+        if argv[0] in ("train", "sweep"):
+            argv += tiny
+        if argv[:3] == ["sweep", config, "--seeds"] and "ray" in argv:
+            pytest.importorskip("ray.tune")
+        result = runner.invoke(app, argv)
+        assert result.exit_code == 0, (argv, result.output)
+    assert len(load_config(config).model_dump()) and RunFolder(run_dir).state() == "finished"
+    assert len(RunFolder(run_dir).metrics()["history"]) == 3
+    assert len(list((tmp_path / "runs").rglob("metrics.json"))) == 1 + 4 + 2

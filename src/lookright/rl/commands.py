@@ -58,8 +58,7 @@ def train_cmd(
         if len(specs) == 1 and backend == "local" and address is None:
             results = [execute(specs[0], progress=True, read_back=False)]
         else:
-            # Ray Tune reports its own progress (and pickles on_done, which a live progress bar cannot be)
-            with progress_bar(enabled=backend == "local") as bar:
+            with progress_bar() as bar:
                 task = bar.add_task(f"{cfg.name}: {len(specs)} seeds", total=len(specs))
                 results = run_specs(execute, specs, backend, jobs, lambda _m: bar.advance(task), address,
                                     cpus_per_run, gpus_per_run, cfg.out_dir)

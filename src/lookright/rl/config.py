@@ -7,7 +7,7 @@ from typing import Any
 
 from pydantic import Field, field_validator
 
-from lookright.runs.config import Strict, check_fractions, load_config
+from lookright.runs.config import RunConfigBase, Strict, check_fractions, load_config
 
 
 class EnvConfig(Strict):
@@ -64,9 +64,8 @@ class RLEvalConfig(Strict):
         return check_fractions(v, include_one=False)
 
 
-class RLConfig(Strict):
+class RLConfig(RunConfigBase):
     name: str = "ppo"
-    seed: int = 0
     out_dir: str = "runs/rl"
     env: EnvConfig = Field(default_factory=EnvConfig)
     agent: AgentConfig = Field(default_factory=AgentConfig)

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from lookright.errors import ConfigError, RunError
+from lookright.errors import ConfigError
 from lookright.rl.config import RLConfig
 from lookright.rl.train import FINGERPRINT_IGNORES, train_agent
 from lookright.runs.config import build_config, config_tree
 from lookright.runs.folder import RunFolder
-from lookright.runs.runner import RunSpec, check_unique, seed_range
+from lookright.runs.runner import RunSpec, check_folders, seed_range
 
 
 def seed_specs(base: RLConfig, seeds: int, first_seed: int | None = None,
@@ -28,16 +28,7 @@ def seed_specs(base: RLConfig, seeds: int, first_seed: int | None = None,
         cfg = base.model_copy(update={"seed": seed})
         folder = run_dir or Path(cfg.out_dir) / cfg.name / f"seed{seed}"
         specs.append(RunSpec(config_tree(cfg), str(folder), f"{cfg.name} seed {seed}"))
-    check_unique(specs)
-    for spec in specs:
-        folder = RunFolder(spec.run_dir)
-        state = folder.state()
-        if state == "running":
-            raise RunError(f"{spec.run_dir} is being trained by another process; wait for it, or choose "
-                           "another name or out_dir")
-        if state != "new":
-            folder.check_fingerprint(spec.config, FINGERPRINT_IGNORES)
-    return specs
+    return check_folders(specs, FINGERPRINT_IGNORES)
 
 
 def spec_config(spec: RunSpec) -> RLConfig:

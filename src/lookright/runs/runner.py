@@ -74,6 +74,21 @@ def check_unique(specs: list[RunSpec]) -> None:
         seen[key] = s.label
 
 
+def check_folders(specs: list[RunSpec], ignore: tuple[str, ...]) -> list[RunSpec]:
+    """Refuse a whole sweep before anything runs: two specs sharing a folder, a folder being run
+    by another process, a folder holding another config (the error lists the differing keys)."""
+    check_unique(specs)
+    for spec in specs:
+        folder = RunFolder(spec.run_dir)
+        state = folder.state()
+        if state == "running":
+            raise RunError(f"{spec.run_dir} is being run by another process; wait for it, or choose another "
+                           "name or out_dir")
+        if state != "new":
+            folder.check_fingerprint(spec.config, ignore)
+    return specs
+
+
 # ---- worker processes that die with their parent ----------------------------------------
 def _die_with_parent(parent: int) -> None:
     """Worker initializer: exit when the sweep process dies, however it dies (SIGKILL included)."""

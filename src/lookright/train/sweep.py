@@ -11,7 +11,7 @@ from pathlib import Path
 
 from lookright.runs.config import config_tree, merge_trees, parse_overrides
 from lookright.runs.folder import RunFolder
-from lookright.runs.runner import RunSpec, check_unique, combo_suffix, expand_grid, seed_range
+from lookright.runs.runner import RunSpec, check_folders, combo_suffix, expand_grid, seed_range
 from lookright.train.config import FINGERPRINT_IGNORES, RunConfig, build_config
 
 
@@ -34,13 +34,8 @@ def spec_for(cfg: RunConfig, run_dir: str | Path) -> RunSpec:
 
 
 def checked(specs: list[RunSpec]) -> list[RunSpec]:
-    """Refuse the whole sweep before anything runs: shared folders, folders of another config."""
-    check_unique(specs)
-    for spec in specs:
-        folder = RunFolder(spec.run_dir)
-        if folder.state() != "new":
-            folder.check_fingerprint(spec.config, FINGERPRINT_IGNORES)
-    return specs
+    """Refuse the whole sweep before anything runs (see :func:`lookright.runs.runner.check_folders`)."""
+    return check_folders(specs, FINGERPRINT_IGNORES)
 
 
 def execute(spec: RunSpec, progress: bool = False) -> dict:
