@@ -77,17 +77,21 @@ def parse(path: Path) -> ast.Module:
     return ast.parse(path.read_text(), filename=str(path))
 
 
+def from_base(node: ast.ImportFrom, module: str, is_package: bool) -> str:
+    """The absolute module of ``from X import ...``; relative imports are made absolute from ``module``."""
+    if not node.level:
+        return node.module or ""
+    package = module.split(".") if is_package else module.split(".")[:-1]
+    anchor = package[: len(package) - (node.level - 1)]  # up level - 1 packages more
+    return ".".join(anchor + ([node.module] if node.module else []))
+
+
 def imported_modules(node: ast.Import | ast.ImportFrom, module: str, is_package: bool, modules: set[str]) -> list[str]:
     """The modules an import statement names: ``import a.b`` gives ``a.b``; ``from a.b import c`` gives
-    ``a.b.c`` where that is a module (a submodule imported by name), else ``a.b``. Relative imports
-    are made absolute from ``module``."""
+    ``a.b.c`` where that is a module (a submodule imported by name), else ``a.b``."""
     if isinstance(node, ast.Import):
         return [alias.name for alias in node.names]
-    base = node.module or ""
-    if node.level:  # relative: from the module's package, up level - 1 more
-        package = module.split(".") if is_package else module.split(".")[:-1]
-        anchor = package[: len(package) - (node.level - 1)]
-        base = ".".join(anchor + ([node.module] if node.module else []))
+    base = from_base(node, module, is_package)
     names = [f"{base}.{alias.name}" for alias in node.names]
     return list(dict.fromkeys(name if name in modules else base for name in names))
 
@@ -203,11 +207,59 @@ def test_every_package_has_a_layer():
     assert not unplaced, f"packages with no layer in tests/test_architecture.py LAYERS: {unplaced}"
 
 
-def test_every_lookright_import_names_an_existing_module():
-    """A module that was moved or deleted leaves ImportErrors behind in lazy imports too."""
+def top_level_names(tree: ast.Module) -> set[str] | None:
+    """Names a module defines at its top level (also under ``if``/``try``); None when it cannot
+    tell (a star import or a module ``__getattr__``)."""
+    names: set[str] = set()
+    body = list(tree.body)
+    while body:
+        node = body.pop()
+        if isinstance(node, (ast.If, ast.Try)):
+            body += node.body + node.orelse + getattr(node, "finalbody", [])
+            body += [n for h in getattr(node, "handlers", []) for n in h.body]
+        elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            names.add(node.name)
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            if any(a.name == "*" for a in node.names):
+                return None
+            names.update(a.asname or a.name.split(".")[0] for a in node.names)
+        elif isinstance(node, (ast.Assign, ast.AnnAssign, ast.AugAssign)):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            names.update(n.id for t in targets for n in ast.walk(t) if isinstance(n, ast.Name))
+    return None if "__getattr__" in names else names
+
+
+def missing_imports() -> list[str]:
+    """``import``s of lookright modules that do not exist, and ``from lookright.x import name`` where
+    ``x`` neither defines ``name`` nor has a submodule of that name."""
     modules = module_names()
-    missing = [str(e) for e in import_edges() if e.imported not in modules]
-    assert not missing, "imports of lookright modules that do not exist:\n" + "\n".join(missing)
+    files = {module_name(f): f for f in source_files()}
+    defined = {m: top_level_names(parse(f)) for m, f in files.items()}
+    missing = []
+    for path in source_files():
+        module = module_name(path)
+        for node in ast.walk(parse(path)):
+            where = f"{path.relative_to(ROOT)}:{getattr(node, 'lineno', '?')}: {module} imports"
+            if isinstance(node, ast.Import):
+                missing += [f"{where} {a.name}: no such module" for a in node.names
+                            if a.name.startswith(TOP + ".") and a.name not in modules]
+            elif isinstance(node, ast.ImportFrom):
+                base = from_base(node, module, path.name == "__init__.py")
+                if base != TOP and not base.startswith(TOP + "."):
+                    continue
+                if base not in modules:
+                    missing.append(f"{where} from {base}: no such module")
+                    continue
+                missing += [f"{where} {a.name} from {base}: no such name or submodule" for a in node.names
+                            if defined[base] is not None and a.name != "*" and a.name not in defined[base]
+                            and f"{base}.{a.name}" not in modules]
+    return missing
+
+
+def test_every_lookright_import_names_an_existing_module_and_name():
+    """A module or function that was moved or deleted leaves ImportErrors behind, in lazy imports too."""
+    missing = missing_imports()
+    assert not missing, "imports that cannot succeed:\n" + "\n".join(missing)
 
 
 def test_imports_only_go_down_the_layers():
@@ -268,6 +320,10 @@ def test_checker_finds_cycles_and_higher_imports():
         == ["lookright.train.trainer", "lookright.train"]
     assert imported_modules(ast.parse("import lookright.train.trainer").body[0], "lookright.vlm", False, known) \
         == ["lookright.train.trainer"]
+    code = "import a.b\nfrom c import d as e\nX: int = 1\nif t:\n    def f(): pass\nelse:\n    class G: pass\n" \
+           "try:\n    H = 1\nexcept ImportError:\n    H, (i, j) = 2, (3, 4)\n"
+    assert top_level_names(ast.parse(code)) == {"a", "e", "X", "f", "G", "H", "i", "j"}
+    assert top_level_names(ast.parse("from x import *")) is None
 
 
 # ---- tests run from any folder ----
