@@ -1,9 +1,12 @@
 """Evaluation of run folders, the comparison report and its errors."""
 
 import json
+import os
 import shutil
 import subprocess
+import sys
 from html.parser import HTMLParser
+from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
@@ -122,3 +125,109 @@ def test_eval_without_checkpoint_is_a_clear_error(tmp_path):
         evaluate_run(folder)
     result = CliRunner().invoke(app, ["eval", str(folder), "--set", "train.epochs=3"])
     assert result.exit_code == 2 and "eval.KEY=VALUE" in result.output
+
+
+# ---- figures: object-oriented matplotlib, atomic PNGs, the caller's backend left alone ----
+
+FIGURE_MODULES = ["lookright.report.figures", "lookright.rl.figures", "lookright.vlm.figures",
+                  "lookright.vlm.reliability.figures"]
+
+
+def _report_curves(path):
+    from lookright.report.figures import training_curves
+
+    history = [{"epoch": e, "val_acc": 50.0 + e, "test_acc": 40.0 + e, "train_ce": 1.0 / (e + 1),
+                "train_align": None if e == 0 else 0.5 / e, "val_align": 0.4 / (e + 1)} for e in range(3)]
+    training_curves(history, path, "curves")
+
+
+def _rl_curves(path):
+    from lookright.rl.figures import training_curve_figure
+
+    hist = [{"timesteps": t, "return": 0.1 * t, "success": 0.05 * t} for t in (100, 200, 300)]
+    att = [{"timesteps": t, "attention_loss": 1.0 / t, "entropy": 1.2} for t in (100, 200, 300)]
+    training_curve_figure({"history": hist, "attention_history": att}, path)
+
+
+def _vlm_teacher(path):
+    import numpy as np
+
+    from lookright.vlm.figures import teacher_figure
+
+    rng = np.random.default_rng(0)
+    maps = {"raw": rng.random((2, 8, 8)), "mask": rng.random((2, 8, 8)) > 0.5}
+    teacher_figure(rng.random((2, 3, 8, 8)), rng.random((2, 8, 8)) > 0.5, {"gradcam": maps}, path, "teacher")
+
+
+def _reliability_pareto(path):
+    from lookright.vlm.reliability.figures import pareto_figure
+
+    rows = [{"name": "a", "normal": (90.0, 1.0), "drop": (3.0, 1.0)}, {"name": "b", "normal": (80.0, 1.0), "drop": (1.0, 0.5)},
+            {"name": "c", "normal": (70.0, 2.0), "drop": (4.0, 0.5)}]
+    pareto_figure(rows, path, "strict")
+
+
+FIGURE_WRITERS = {"report": _report_curves, "rl": _rl_curves, "vlm": _vlm_teacher, "reliability": _reliability_pareto}
+
+
+def assert_png(path):
+    from matplotlib.image import imread
+
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    pixels = imread(path)
+    assert pixels.ndim == 3 and pixels.shape[0] > 100 and pixels.shape[1] > 100
+    assert pixels.std() > 0  # something was drawn
+
+
+@pytest.mark.parametrize("writer", list(FIGURE_WRITERS))
+def test_figure_writes_a_png_and_no_temporary_file(writer, tmp_path):
+    path = tmp_path / "figures" / "figure.png"
+    path.parent.mkdir()
+    FIGURE_WRITERS[writer](path)
+    assert_png(path)
+    assert [p.name for p in path.parent.iterdir()] == ["figure.png"]
+    FIGURE_WRITERS[writer](path)  # overwrites in place
+    assert_png(path)
+    assert [p.name for p in path.parent.iterdir()] == ["figure.png"]
+
+
+def test_failed_figure_save_leaves_the_old_file_and_no_temporary(tmp_path, monkeypatch):
+    from matplotlib.figure import Figure
+
+    path = tmp_path / "figure.png"
+    path.write_bytes(b"old")
+
+    def broken_savefig(self, fname, **kwargs):
+        with open(fname, "wb") as f:
+            f.write(b"\x89PNG half")
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(Figure, "savefig", broken_savefig)
+    with pytest.raises(RuntimeError, match="disk full"):
+        _report_curves(path)
+    assert path.read_bytes() == b"old"
+    assert [p.name for p in tmp_path.iterdir()] == ["figure.png"]
+
+
+def test_importing_and_drawing_figures_keeps_the_callers_backend(tmp_path):
+    """A notebook's backend stays: no figure module switches it at import or when it draws."""
+    import lookright
+
+    src = str(Path(lookright.__file__).resolve().parents[1])
+    code = (
+        "import matplotlib\n"
+        "matplotlib.use('pdf')\n"
+        + "".join(f"import {m}\n" for m in FIGURE_MODULES)
+        + "print(matplotlib.get_backend())\n"
+        "from lookright.vlm.reliability.figures import pareto_figure\n"
+        "pareto_figure([{'name': 'a', 'normal': (90.0, 1.0), 'drop': (3.0, 1.0)}], "
+        f"{str(tmp_path / 'p.png')!r}, 'strict')\n"
+        "print(matplotlib.get_backend())\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "MPLBACKEND"}
+    env["PYTHONPATH"] = os.pathsep.join([src, env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+    out = subprocess.run([sys.executable, "-c", code], check=False, env=env, capture_output=True, text=True, timeout=300,
+                         cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["pdf", "pdf"], out.stdout + out.stderr
+    assert_png(tmp_path / "p.png")

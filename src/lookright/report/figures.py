@@ -1,22 +1,32 @@
-"""Run figures (matplotlib, Agg): training curves and test images with attention and target."""
+"""Run figures: training curves and test images with attention and target.
+
+Every figure here and in the other ``figures`` modules is a :class:`matplotlib.figure.Figure` built
+with the object-oriented API and written by :func:`save_figure`: no ``pyplot``, no backend switch,
+so importing lookright never changes the caller's matplotlib backend (a notebook's, say).
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib
+import numpy as np
+import torch
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
+from lookright.metrics.localisation import upsample
+from lookright.runs.atomic import write_atomic
 
-from lookright.metrics.localisation import upsample  # noqa: E402
+
+def save_figure(fig: Figure, path: str | Path, dpi: int = 110) -> Path:
+    """Write ``fig`` as a PNG at ``path`` atomically: a unique temporary file in the same folder, then
+    ``os.replace``; nothing is left behind on error. ``Figure.savefig`` picks the PNG canvas itself."""
+    return write_atomic(path, lambda tmp: fig.savefig(tmp, format="png", dpi=dpi))
 
 
 def training_curves(history: list[dict], path: Path, title: str) -> None:
     epochs = [h["epoch"] + 1 for h in history]
-    fig, (ax_acc, ax_loss) = plt.subplots(1, 2, figsize=(10, 3.6))
+    fig = Figure(figsize=(10, 3.6))
+    ax_acc, ax_loss = fig.subplots(1, 2)
     ax_acc.plot(epochs, [h["val_acc"] for h in history], label="validation (in-distribution)")
     ax_acc.plot(epochs, [h["test_acc"] for h in history], label="test (shortcut shifted)")
     ax_acc.set(xlabel="epoch", ylabel="accuracy (%)", title="accuracy")
@@ -31,8 +41,7 @@ def training_curves(history: list[dict], path: Path, title: str) -> None:
     ax_loss.legend()
     fig.suptitle(title)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def _display_image(x: torch.Tensor) -> torch.Tensor:
@@ -57,7 +66,8 @@ def attention_grid_figure(model, data, extractor, pipeline, path: Path, n: int, 
     heat = torch.relu(upsample(maps, size))
     heat = heat / heat.flatten(1).amax(1).clamp_min(1e-12)[:, None, None]
     target = data.target[:n] if data.target is not None else data.mask[:n].float()
-    fig, axes = plt.subplots(3, n, figsize=(1.6 * n, 5.2), squeeze=False)
+    fig = Figure(figsize=(1.6 * n, 5.2))
+    axes = fig.subplots(3, n, squeeze=False)
     for i in range(n):
         img = _display_image(x[i])
         axes[0, i].imshow(img)
@@ -73,8 +83,7 @@ def attention_grid_figure(model, data, extractor, pipeline, path: Path, n: int, 
     axes[2, 0].set_ylabel("target" if data.target is not None else "GT mask")
     fig.suptitle(title)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def save_run_figures(run_dir: Path, model, test_data, extractor, pipeline, metrics: dict, n: int) -> list[Path]:
@@ -101,7 +110,8 @@ def _mean_curve(runs: list[dict], *keys) -> np.ndarray:
 def faithfulness_figure(methods, path: Path, title: str) -> None:
     """Mean over seeds: deletion and insertion curves, and the probability drop after removing the
     top-k% attended pixels (solid) against k% random pixels (dashed)."""
-    fig, axes = plt.subplots(1, 3, figsize=(13, 3.8))
+    fig = Figure(figsize=(13, 3.8))
+    axes = fig.subplots(1, 3)
     for i, method in enumerate(methods):
         colour = f"C{i}"
         for ax, mode in zip(axes[:2], ("deletion", "insertion"), strict=True):
@@ -121,8 +131,7 @@ def faithfulness_figure(methods, path: Path, title: str) -> None:
     axes[2].legend(fontsize=6, ncol=2)
     fig.suptitle(title)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def _display_raw(x: np.ndarray) -> np.ndarray:
@@ -144,7 +153,8 @@ def method_grid_figure(named_folders: list[tuple[str, Path]], path: Path, n: int
         return
     base = examples[0]
     rows = 2 + len(named_folders)
-    fig, axes = plt.subplots(rows, n, figsize=(1.5 * n + 1.2, 1.5 * rows + 0.6), squeeze=False)
+    fig = Figure(figsize=(1.5 * n + 1.2, 1.5 * rows + 0.6))
+    axes = fig.subplots(rows, n, squeeze=False)
     for i in range(n):
         img = _display_raw(base["x"][i])
         axes[0, i].imshow(img)
@@ -165,5 +175,4 @@ def method_grid_figure(named_folders: list[tuple[str, Path]], path: Path, n: int
         axes[r, 0].set_ylabel(name, fontsize=7)
     fig.suptitle(title)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path)

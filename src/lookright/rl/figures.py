@@ -4,14 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-
-from lookright.rl.config import RLConfig  # noqa: E402
-from lookright.rl.evaluate import maps_for_figure  # noqa: E402
-from lookright.rl.wrappers import MASK, PIXELS, make_env  # noqa: E402
+from lookright.report.figures import save_figure
+from lookright.rl.config import RLConfig
+from lookright.rl.evaluate import maps_for_figure
+from lookright.rl.wrappers import MASK, PIXELS, make_env
 
 
 def episode_frames(model, env_id: str, options: dict, level_seed: int, frames: int) -> list[dict]:
@@ -43,7 +41,8 @@ def episode_strip_figure(model, cfg: RLConfig, path: Path, levels: int = 3) -> P
     episodes = [(tag, seed, episode_frames(model, env_id, cfg.env.options, seed, cfg.eval.frames))
                 for env_id, tag, seed in rows]
     cols = max(len(e) for _, _, e in episodes)
-    fig, axes = plt.subplots(len(rows), cols, figsize=(1.6 * cols, 1.75 * len(rows)), squeeze=False)
+    fig = Figure(figsize=(1.6 * cols, 1.75 * len(rows)))
+    axes = fig.subplots(len(rows), cols, squeeze=False)
     for r, (tag, seed, frames) in enumerate(episodes):
         for c in range(cols):
             ax = axes[r, c]
@@ -63,13 +62,13 @@ def episode_strip_figure(model, cfg: RLConfig, path: Path, levels: int = 3) -> P
                 ax.text(-2, 15, f"{tag}\nlevel {seed}", fontsize=6, ha="right", va="center")
     fig.suptitle(f"{cfg.name} seed {cfg.seed}: CAM of the chosen action (white: mask)", fontsize=9)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path)
     return path
 
 
 def training_curve_figure(metrics: dict, path: Path) -> Path:
-    fig, ax = plt.subplots(1, 2, figsize=(8, 3))
+    fig = Figure(figsize=(8, 3))
+    ax = fig.subplots(1, 2)
     hist = metrics["history"]
     if hist:
         ax[0].plot([h["timesteps"] for h in hist], [h["return"] for h in hist], label="return")
@@ -87,8 +86,7 @@ def training_curve_figure(metrics: dict, path: Path) -> Path:
         ax[1].set_title("policy entropy", fontsize=9)
     ax[1].set_xlabel("timesteps")
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path)
     return path
 
 

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib
+import numpy as np
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+from lookright.report.figures import save_figure
 
 
 def teacher_figure(images: np.ndarray, gt: np.ndarray, examples: dict, path: Path, title: str) -> Path:
@@ -16,7 +15,8 @@ def teacher_figure(images: np.ndarray, gt: np.ndarray, examples: dict, path: Pat
     methods = list(examples)
     n = len(images)
     cols = 2 + 2 * len(methods)
-    fig, axes = plt.subplots(n, cols, figsize=(1.3 * cols, 1.35 * n), squeeze=False)
+    fig = Figure(figsize=(1.3 * cols, 1.35 * n))
+    axes = fig.subplots(n, cols, squeeze=False)
     for r in range(n):
         img = images[r].transpose(1, 2, 0)
         panels = [(img if img.shape[-1] == 3 else img[..., 0], "image", None)]
@@ -32,6 +32,5 @@ def teacher_figure(images: np.ndarray, gt: np.ndarray, examples: dict, path: Pat
                 ax.set_title(label, fontsize=7)
     fig.suptitle(title, fontsize=9)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path)
     return path

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib
+import numpy as np
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+from lookright.report.figures import save_figure
 
 
 def attention_figure(ds, after: dict, before: dict | None, path: Path, title: str, n: int = 6) -> None:
@@ -17,7 +16,8 @@ def attention_figure(ds, after: dict, before: dict | None, path: Path, title: st
     if before:
         columns = [("before", k, v) for k, v in before.items()] + columns
     n = min(n, len(ds), *(len(maps) for _, _, maps in columns))
-    fig, axes = plt.subplots(n, 2 + len(columns), figsize=(1.6 * (2 + len(columns)), 1.6 * n), squeeze=False)
+    fig = Figure(figsize=(1.6 * (2 + len(columns)), 1.6 * n))
+    axes = fig.subplots(n, 2 + len(columns), squeeze=False)
     for i in range(n):
         axes[i, 0].imshow(ds.pixels[i].permute(1, 2, 0).numpy())
         axes[i, 1].imshow(ds.data.masks[i], cmap="gray")
@@ -34,15 +34,15 @@ def attention_figure(ds, after: dict, before: dict | None, path: Path, title: st
         ax.set_yticks([])
     fig.suptitle(title, fontsize=9)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def tsne_figure(before: dict, after: dict, names: list[str], path: Path, seed: int = 0) -> None:
     """t-SNE (scikit-learn) of image (o) and caption (x) embeddings, coloured by shape, before / after."""
     from sklearn.manifold import TSNE
 
-    fig, axes = plt.subplots(1, 2, figsize=(9, 4.2))
+    fig = Figure(figsize=(9, 4.2))
+    axes = fig.subplots(1, 2)
     for ax, (label, emb) in zip(axes, (("before tuning", before), ("after tuning", after))):
         x = np.concatenate([emb["image"], emb["text"]])
         xy = TSNE(n_components=2, perplexity=min(30, len(x) // 4), init="pca", random_state=seed).fit_transform(x)
@@ -57,8 +57,7 @@ def tsne_figure(before: dict, after: dict, names: list[str], path: Path, seed: i
         ax.set_yticks([])
     axes[1].legend(fontsize=6, loc="best")
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def pareto_front(points: list[tuple[float, float]]) -> list[int]:
@@ -75,7 +74,8 @@ def pareto_figure(rows: list[dict], path: Path, protocol: str) -> None:
     """Normal accuracy against average Drop (mean ± std over seeds), frontier highlighted."""
     pts = [(r["normal"][0], r["drop"][0]) for r in rows]
     front = set(pareto_front(pts))
-    fig, ax = plt.subplots(figsize=(6, 4.5))
+    fig = Figure(figsize=(6, 4.5))
+    ax = fig.subplots()
     for i, r in enumerate(rows):
         ax.errorbar(r["drop"][0], r["normal"][0], xerr=r["drop"][1], yerr=r["normal"][1], fmt="o",
                     color="C3" if i in front else "C0", capsize=2)
@@ -87,5 +87,4 @@ def pareto_figure(rows: list[dict], path: Path, protocol: str) -> None:
     ax.set_title(f"accuracy vs robustness ({protocol} protocol)")
     ax.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path)
