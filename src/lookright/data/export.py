@@ -8,7 +8,7 @@ import numpy as np
 
 from lookright.data.benchmark import create_benchmark
 from lookright.errors import DataError
-from lookright.runs.atomic import write_atomic
+from lookright.atomic import write_atomic
 
 
 def export_benchmark(name: str, out: str | Path, data_dir=None, seed: int = 0, embedded: bool = False,

@@ -14,7 +14,7 @@ import torch
 from matplotlib.figure import Figure
 
 from lookright.metrics.localisation import upsample
-from lookright.runs.atomic import write_atomic
+from lookright.atomic import write_atomic
 
 
 def save_figure(fig: Figure, path: str | Path, dpi: int = 110) -> Path:

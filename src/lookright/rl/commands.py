@@ -103,7 +103,7 @@ def summarize_cmd(
 ) -> None:
     """Mean ± std over seeds per method, with paired t-tests against the reference (default: *vanilla*)."""
     from lookright.rl.summary import load_rows, summarize_runs, summary_markdown
-    from lookright.runs.atomic import write_json_atomic
+    from lookright.atomic import write_json_atomic
 
     try:
         if out and out.suffix == ".json":

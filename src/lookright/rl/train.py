@@ -21,7 +21,7 @@ from stable_baselines3.common.env_util import make_vec_env
 from lookright.errors import ConfigError
 from lookright.rl.config import RLConfig
 from lookright.rl.wrappers import make_env
-from lookright.runs.atomic import write_atomic
+from lookright.atomic import write_atomic
 from lookright.runs.config import config_tree, dump_config
 from lookright.runs.folder import RunFolder
 from lookright.runs.progress import progress_bar

@@ -10,7 +10,7 @@ import typer
 from rich.console import Console
 
 from lookright.errors import LookrightError
-from lookright.runs.atomic import write_text_atomic
+from lookright.atomic import write_text_atomic
 
 console = Console()
 

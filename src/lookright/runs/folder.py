@@ -35,7 +35,7 @@ from typing import Any
 import yaml
 
 from lookright.errors import RunError
-from lookright.runs.atomic import write_json_atomic, write_text_atomic
+from lookright.atomic import write_json_atomic, write_text_atomic
 
 RUN_JSON, CONFIG, METRICS, LOCK = "run.json", "config.yaml", "metrics.json", ".lock"
 

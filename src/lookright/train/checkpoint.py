@@ -1,4 +1,4 @@
-"""Checkpoints of a supervised run (written atomically by :func:`lookright.runs.atomic.save_torch_atomic`)."""
+"""Checkpoints of a supervised run (written atomically by :func:`lookright.atomic.save_torch_atomic`)."""
 
 from __future__ import annotations
 

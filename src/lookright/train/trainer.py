@@ -37,7 +37,7 @@ from lookright.models import create_model
 from lookright.report.figures import save_run_figures
 from lookright.targets import TEACHERS, MaskPipeline, build_targets
 from lookright.targets.vlm import VLMTeacher, split_masks
-from lookright.runs.atomic import save_torch_atomic
+from lookright.atomic import save_torch_atomic
 from lookright.runs.config import config_tree, dump_config
 from lookright.runs.folder import RunFolder
 from lookright.runs.progress import progress_bar

@@ -1,7 +1,7 @@
 """Atomic writes: a unique temporary file in the target's folder, then ``os.replace``.
 
 A reader never sees a half-written file, two writers never share a temporary name, and a
-failed write leaves nothing behind.
+failed write leaves nothing behind. The file gets the permissions the umask gives a new file.
 """
 
 from __future__ import annotations
@@ -14,6 +14,15 @@ from pathlib import Path
 from typing import Any
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+FILE_MODE = 0o666 & ~_umask()
+
+
 def write_atomic(path: str | Path, write: Callable[[str], None]) -> Path:
     """Call ``write(tmp_path)`` and move the result onto ``path``; the temporary file is removed on error."""
     path = Path(path)
@@ -22,6 +31,7 @@ def write_atomic(path: str | Path, write: Callable[[str], None]) -> Path:
     os.close(fd)
     try:
         write(tmp)
+        os.chmod(tmp, FILE_MODE)  # mkstemp creates 0600
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
