@@ -343,3 +343,22 @@ def test_load_run_returns_the_trained_model(tmp_path):
     assert not run.model.training and run.model(x).shape == (3, 10)
     with pytest.raises(RunError, match="no finished run"):
         lookright.load_run(tmp_path / "nothing")
+
+
+# ---- weights are loaded strictly ------------------------------------------------------------
+def test_resnet_weights_load_strictly(tmp_path):
+    import torchvision
+
+    from lookright.models import create_model
+
+    imagenet = torchvision.models.resnet18(weights=None, num_classes=1000).state_dict()
+    torch.save(imagenet, tmp_path / "imagenet.pt")
+    model = create_model("resnet18", num_classes=10, weights=str(tmp_path / "imagenet.pt"))
+    assert torch.equal(model.state_dict()["layer1.0.conv1.weight"], imagenet["layer1.0.conv1.weight"])
+    assert model.fc.out_features == 10  # the 1000-class head is left at its fresh initialisation
+    torch.save({"conv.weight": torch.zeros(3)}, tmp_path / "garbage.pt")
+    with pytest.raises(ConfigError, match="not a ResNet-18 state dict.*missing"):
+        create_model("resnet18", weights=str(tmp_path / "garbage.pt"))
+    (tmp_path / "text.pt").write_text("not a tensor file")
+    with pytest.raises(ConfigError, match="not a readable state dict"):
+        create_model("resnet18", weights=str(tmp_path / "text.pt"))
