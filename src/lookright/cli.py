@@ -161,8 +161,8 @@ def sweep(
     """Run a config over seeds (and a grid): finished runs are read back, interrupted ones resumed;
     print mean ± std over seeds."""
     from lookright.report.summary import summary_table
-    from lookright.runs.progress import progress_bar
-    from lookright.runs.runner import raise_failures, run_specs
+    from lookright.runs.cli import run_all, succeeded
+    from lookright.runs.runner import raise_failures
     from lookright.train import load_config
     from lookright.train.sweep import execute, sweep_specs
 
@@ -170,11 +170,9 @@ def sweep(
         extra = list(overrides or []) + ([f"data.data_dir={data_dir}"] if data_dir else [])
         cfg = load_config(config, extra)
         specs = sweep_specs(cfg, seeds, grid or [], first_seed)
-        with progress_bar() as bar:
-            task = bar.add_task(f"sweep {config.name}", total=len(specs))
-            results = run_specs(execute, specs, backend, jobs, lambda _m: bar.advance(task), address,
-                                cpus_per_run, gpus_per_run, cfg.out_dir)
-        done = [r for r in results if "error" not in r]
+        results = run_all(execute, specs, f"sweep {config.name}", cfg.out_dir, backend, jobs, address, cpus_per_run,
+                          gpus_per_run)
+        done = succeeded(results)
         if done:
             console.print(summary_table(done), soft_wrap=True)
         raise_failures(results)

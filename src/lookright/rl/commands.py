@@ -49,8 +49,8 @@ def train_cmd(
     Interrupted or failed runs are trained again."""
     from lookright.rl.config import load_rl_config
     from lookright.rl.sweep import execute, seed_specs
-    from lookright.runs.progress import progress_bar
-    from lookright.runs.runner import raise_failures, run_specs
+    from lookright.runs.cli import run_all, succeeded
+    from lookright.runs.runner import raise_failures
 
     try:
         cfg = load_rl_config(config, list(overrides or []))
@@ -58,11 +58,9 @@ def train_cmd(
         if len(specs) == 1 and backend == "local" and address is None:
             results = [execute(specs[0], progress=True, read_back=False)]
         else:
-            with progress_bar() as bar:
-                task = bar.add_task(f"{cfg.name}: {len(specs)} seeds", total=len(specs))
-                results = run_specs(execute, specs, backend, jobs, lambda _m: bar.advance(task), address,
-                                    cpus_per_run, gpus_per_run, cfg.out_dir)
-        done = [r for r in results if "error" not in r]
+            results = run_all(execute, specs, f"{cfg.name}: {len(specs)} seeds", cfg.out_dir, backend, jobs, address,
+                              cpus_per_run, gpus_per_run)
+        done = succeeded(results)
         if done:
             console.print(_table(done))
             console.print(f"run folders: {', '.join(s.run_dir for s in specs)} (model.zip, metrics.json, figures/)",

@@ -70,3 +70,20 @@ def emit(text: str, out: Path | None) -> None:
         except OSError as exc:
             raise LookrightError(f"--out {out}: {exc.strerror}; choose a writable location") from None
     console.print(text, soft_wrap=True, highlight=False)
+
+
+def run_all(execute, specs: list, title: str, storage: str | Path, backend: str = "local", jobs: int = 1,
+            address: str | None = None, cpus_per_run: float = 1.0, gpus_per_run: float = 0.0) -> list[dict]:
+    """Run sweep specs (see :func:`lookright.runs.runner.run_specs`) under one progress bar."""
+    from lookright.runs.progress import progress_bar
+    from lookright.runs.runner import run_specs
+
+    with progress_bar() as bar:
+        task = bar.add_task(title, total=len(specs))
+        return run_specs(execute, specs, backend, jobs, lambda _m: bar.advance(task), address, cpus_per_run,
+                         gpus_per_run, storage)
+
+
+def succeeded(results: list[dict]) -> list[dict]:
+    """The runs of a sweep that finished (failed ones carry an ``error``)."""
+    return [r for r in results if "error" not in r]
