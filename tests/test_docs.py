@@ -73,7 +73,7 @@ def test_run_folder_page_commands_run(tmp_path, monkeypatch):
     from lookright.train import load_config, train
 
     commands = doc_commands(ROOT / "docs" / "runs.md")
-    assert [c[0] for c in commands] == ["train", "train", "sweep", "sweep", "summarize"]
+    assert [c[0] for c in commands] == ["train", "train", "sweep", "sweep", "sweep", "sweep", "summarize"]
     monkeypatch.chdir(tmp_path)
     tiny = [*TINY, "train.epochs=3"]
     first, resume, *rest = commands
@@ -87,10 +87,11 @@ def test_run_folder_page_commands_run(tmp_path, monkeypatch):
         argv = [str(ROOT / a) if a.startswith("configs/") else a for a in argv]
         if argv[0] in ("train", "sweep"):
             argv += tiny
-        if argv[:3] == ["sweep", config, "--seeds"] and "ray" in argv:
+        if "ray" in argv:
             pytest.importorskip("ray.tune")
         result = runner.invoke(app, argv)
         assert result.exit_code == 0, (argv, result.output)
     assert RunFolder(run_dir).state() == "finished"
     assert len(RunFolder(run_dir).metrics()["history"]) == 3
-    assert len(list((tmp_path / "runs").rglob("metrics.json"))) == 1 + 4 + 2
+    states = [RunFolder(p.parent).state() for p in (tmp_path / "runs").rglob("run.json")]
+    assert len(states) == 1 + 4 + 2 + 2 + 3 and states.count("finished") >= 1 + 4 + 2 + 2 + 1

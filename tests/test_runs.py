@@ -362,3 +362,28 @@ def test_resnet_weights_load_strictly(tmp_path):
     (tmp_path / "text.pt").write_text("not a tensor file")
     with pytest.raises(ConfigError, match="not a readable state dict"):
         create_model("resnet18", weights=str(tmp_path / "text.pt"))
+
+
+def test_random_search_draws_grid_points_reproducibly(tmp_path):
+    args = ["sweep", CONFIG, "--seeds", "1", "--grid", "optim.lr=0.1,0.01,0.001,0.0001", "--samples", "2", *TINY,
+            "train.epochs=1"]
+    assert cli(*args, f"out_dir={tmp_path / 'a'}").exit_code == 0
+    assert cli(*args, f"out_dir={tmp_path / 'b'}").exit_code == 0
+    names = sorted(p.name for p in (tmp_path / "a").iterdir())
+    assert len(names) == 2 and names == sorted(p.name for p in (tmp_path / "b").iterdir())
+
+
+@pytest.mark.timeout(600)
+def test_asha_stops_weak_runs_which_stay_unfinished(tmp_path):
+    pytest.importorskip("ray.tune")
+    args = ["sweep", CONFIG, "--seeds", "1", "--grid", "optim.lr=0.5,0.01,0.001,0.0001", *TINY, "train.epochs=4",
+            "data.max_train=300", f"out_dir={tmp_path}"]
+    result = cli(*args, "--backend", "ray", "--scheduler", "asha", "--grace-period", "1")
+    assert result.exit_code == 0, result.output
+    states = {p.parent.parent.name: RunFolder(p.parent).state() for p in tmp_path.glob("*/seed0/run.json")}
+    assert len(states) == 4 and "finished" in states.values() and "interrupted" in states.values(), states
+    summary = cli("summarize", tmp_path)
+    assert summary.output.count("decoymnist-cdep-vanilla-optim_lr") == list(states.values()).count("finished")
+    assert cli(*args).exit_code == 0  # a plain sweep resumes the stopped runs to the end
+    assert {RunFolder(p.parent).state() for p in tmp_path.glob("*/seed0/run.json")} == {"finished"}
+    assert cli(*args, "--scheduler", "asha").exit_code == 2  # asha needs Ray

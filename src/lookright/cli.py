@@ -155,6 +155,13 @@ def sweep(
     address: Address = None,
     cpus_per_run: CpusPerRun = 1.0,
     gpus_per_run: GpusPerRun = 0.0,
+    samples: Annotated[int | None, typer.Option(min=1, help="random search: this many grid points, drawn "
+                                                            "without replacement (seeded by --search-seed)")] = None,
+    search_seed: Annotated[int, typer.Option(help="seed of the random search")] = 0,
+    scheduler: Annotated[str, typer.Option(help="fifo, or asha: Ray Tune stops weak runs early (--backend ray)")] = "fifo",
+    metric: Annotated[str, typer.Option(help="asha: per-epoch metric (val_acc, val_loss, val_cf_acc, ...)")] = "val_acc",
+    mode: Annotated[str, typer.Option(help="asha: max or min")] = "max",
+    grace_period: Annotated[int, typer.Option(min=1, help="asha: epochs before a run can be stopped")] = 1,
     data_dir: DataDir = None,
     overrides: Overrides = None,
 ) -> None:
@@ -169,15 +176,28 @@ def sweep(
     try:
         extra = list(overrides or []) + ([f"data.data_dir={data_dir}"] if data_dir else [])
         cfg = load_config(config, extra)
-        specs = sweep_specs(cfg, seeds, grid or [], first_seed)
+        specs = sweep_specs(cfg, seeds, grid or [], first_seed, samples, search_seed)
+        asha = early_stopping(scheduler, metric, mode, grace_period, cfg.train.epochs)
         results = run_all(execute, specs, f"sweep {config.name}", cfg.out_dir, backend, jobs, address, cpus_per_run,
-                          gpus_per_run)
+                          gpus_per_run, asha)
         done = succeeded(results)
         if done:
             console.print(summary_table(done), soft_wrap=True)
         raise_failures(results)
     except LookrightError as exc:
         fail(exc)
+
+
+def early_stopping(scheduler: str, metric: str, mode: str, grace_period: int, epochs: int):
+    if scheduler == "fifo":
+        return None
+    if scheduler != "asha":
+        raise LookrightError(f"--scheduler {scheduler!r}: choose fifo or asha")
+    if mode not in ("max", "min"):
+        raise LookrightError(f"--mode {mode!r}: choose max or min")
+    from lookright.runs.ray_backend import Asha
+
+    return Asha(metric=metric, mode=mode, max_t=epochs, grace_period=grace_period)
 
 
 @app.command()

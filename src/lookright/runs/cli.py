@@ -73,7 +73,8 @@ def emit(text: str, out: Path | None) -> None:
 
 
 def run_all(execute, specs: list, title: str, storage: str | Path, backend: str = "local", jobs: int = 1,
-            address: str | None = None, cpus_per_run: float = 1.0, gpus_per_run: float = 0.0) -> list[dict]:
+            address: str | None = None, cpus_per_run: float = 1.0, gpus_per_run: float = 0.0,
+            asha=None) -> list[dict]:
     """Run sweep specs (see :func:`lookright.runs.runner.run_specs`) under one progress bar."""
     from lookright.runs.progress import progress_bar
     from lookright.runs.runner import run_specs
@@ -81,9 +82,13 @@ def run_all(execute, specs: list, title: str, storage: str | Path, backend: str 
     with progress_bar() as bar:
         task = bar.add_task(title, total=len(specs))
         return run_specs(execute, specs, backend, jobs, lambda _m: bar.advance(task), address, cpus_per_run,
-                         gpus_per_run, storage)
+                         gpus_per_run, storage, asha)
 
 
 def succeeded(results: list[dict]) -> list[dict]:
-    """The runs of a sweep that finished (failed ones carry an ``error``)."""
-    return [r for r in results if "error" not in r]
+    """The runs of a sweep that finished (failed ones carry an ``error``, early-stopped ones ``stopped``)."""
+    stopped = [r["run_dir"] for r in results if "stopped" in r]
+    if stopped:
+        console.print(f"{len(stopped)} runs stopped early by the scheduler (left interrupted, never summarised; "
+                      "a sweep without --scheduler resumes them)", soft_wrap=True)
+    return [r for r in results if "error" not in r and "stopped" not in r]

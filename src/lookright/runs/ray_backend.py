@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from lookright.errors import ConfigError
@@ -21,16 +21,41 @@ from lookright.runs.runner import RunSpec, guarded
 PASSED_ENV = ("LOOKRIGHT_DATA", "LOOKRIGHT_CACHE", "PYTHONPATH")
 
 
-def _trial(config: dict, execute: Callable, specs: list[RunSpec]) -> None:
+@dataclass(frozen=True)
+class Asha:
+    """Early stopping of the weaker runs (Ray Tune's ASHA) on a per-epoch ``metric``.
+
+    A run stopped early stays *interrupted* (never summarised); a later sweep without ``--scheduler``
+    resumes it to the end."""
+
+    metric: str = "val_acc"
+    mode: str = "max"
+    max_t: int = 10  # epochs
+    grace_period: int = 1
+    reduction_factor: float = 3.0
+
+
+def _trial(config: dict, execute: Callable, specs: list[RunSpec], metric: str | None) -> None:
     from ray import tune
 
-    result = guarded(execute, specs[config["index"]])
-    tune.report({"index": config["index"], "error": result.get("error", "") if isinstance(result, dict) else ""})
+    index = config["index"]
+    last: dict = {}
+
+    def report(record: dict) -> None:
+        if record.get(metric) is None:
+            raise ConfigError(f"--metric {metric}: not in the epoch record (keys: {', '.join(sorted(record))})")
+        last[metric] = record[metric]
+        tune.report({"index": index, metric: record[metric], "epoch": record["epoch"] + 1})
+
+    result = guarded(execute, specs[index], **({"on_epoch": report} if metric else {}))
+    tune.report({"index": index, "error": result.get("error", "") if isinstance(result, dict) else "", **last})
 
 
 def run_ray(execute: Callable, specs: list[RunSpec], address: str | None = None, cpus_per_run: float = 1.0,
-            gpus_per_run: float = 0.0, on_done: Callable | None = None, storage: str | Path = "runs") -> list[dict]:
-    """Run every spec as one Ray Tune trial; return the results in the order of ``specs``."""
+            gpus_per_run: float = 0.0, on_done: Callable | None = None, storage: str | Path = "runs",
+            asha: Asha | None = None) -> list[dict]:
+    """Run every spec as one Ray Tune trial; return the results in the order of ``specs`` (a run
+    that ASHA stopped early gives ``{"stopped": ..., "run_dir": ...}``)."""
     os.environ.setdefault("RAY_CHDIR_TO_TRIAL_DIR", "0")
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # no experiment banner: lookright prints its own progress
     try:
@@ -59,17 +84,25 @@ def run_ray(execute: Callable, specs: list[RunSpec], address: str | None = None,
         def __getstate__(self):
             return {"fn": None}
 
-        def on_trial_result(self, iteration, trials, trial, result, **info):
+        def on_trial_complete(self, iteration, trials, trial, **info):
             if self.fn:
-                self.fn(result)
+                self.fn(trial.last_result)
 
     try:
-        trainable = tune.with_resources(tune.with_parameters(_trial, execute=execute, specs=specs),
+        metric = asha.metric if asha else None
+        trainable = tune.with_resources(tune.with_parameters(_trial, execute=execute, specs=specs, metric=metric),
                                         {"cpu": cpus_per_run, "gpu": gpus_per_run})
+        scheduler = None
+        if asha is not None:
+            from ray.tune.schedulers import ASHAScheduler
+
+            scheduler = ASHAScheduler(time_attr="training_iteration", metric=asha.metric, mode=asha.mode,
+                                      max_t=asha.max_t + 1, grace_period=asha.grace_period,
+                                      reduction_factor=asha.reduction_factor)
         tuner = tune.Tuner(
             trainable,
             param_space={"index": tune.grid_search(list(range(len(specs))))},
-            tune_config=tune.TuneConfig(num_samples=1, reuse_actors=False),
+            tune_config=tune.TuneConfig(num_samples=1, reuse_actors=False, scheduler=scheduler),
             run_config=tune.RunConfig(name=f"sweep-{time.strftime('%Y%m%d-%H%M%S')}",
                                       storage_path=str((Path(storage) / ".ray").resolve()), verbose=0,
                                       callbacks=[Done(on_done)], failure_config=tune.FailureConfig(max_failures=0)),
@@ -84,13 +117,16 @@ def run_ray(execute: Callable, specs: list[RunSpec], address: str | None = None,
     finally:
         if started_here:
             ray.shutdown()
-    return [_read_back(s, errors.get(i)) for i, s in enumerate(specs)]
+    return [_read_back(s, errors.get(i), asha is not None) for i, s in enumerate(specs)]
 
 
-def _read_back(spec: RunSpec, error: str | None) -> dict:
+def _read_back(spec: RunSpec, error: str | None, early_stopping: bool) -> dict:
     from lookright.runs.folder import RunFolder
 
     folder = RunFolder(spec.run_dir)
-    if error is None and folder.state() == "finished":
+    state = folder.state()
+    if error is None and state == "finished":
         return folder.metrics()
+    if error is None and early_stopping and state in ("interrupted", "failed"):
+        return {"stopped": "stopped early by ASHA", "run_dir": spec.run_dir}
     return {"error": error or "the trial ended without finishing its run", "run_dir": spec.run_dir}

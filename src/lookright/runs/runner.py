@@ -53,6 +53,19 @@ def expand_grid(grid: list[str]) -> list[list[tuple[str, object]]]:
     return [list(combo) for combo in itertools.product(*axes)] if axes else [[]]
 
 
+def sample_grid(combos: list, samples: int | None, seed: int = 0) -> list:
+    """Random search over the grid: ``samples`` combinations drawn without replacement (seeded),
+    in grid order; all of them when ``samples`` is None or not smaller than the grid."""
+    if samples is None or samples >= len(combos):
+        return combos
+    if samples < 1:
+        raise ConfigError(f"--samples must be >= 1, got {samples}")
+    import random
+
+    keep = sorted(random.Random(seed).sample(range(len(combos)), samples))
+    return [combos[i] for i in keep]
+
+
 def combo_suffix(combo: list[tuple[str, object]]) -> str:
     return "-".join(f"{k.replace('.', '_')}_{v}" for k, v in combo)
 
@@ -128,10 +141,10 @@ def _on_sigterm(_sig, _frame) -> None:
     raise _Terminated
 
 
-def guarded(execute: Callable, spec) -> dict:
+def guarded(execute: Callable, spec, **kwargs) -> dict:
     """Run one spec; a lookright error becomes ``{"error": ..., "run_dir": ...}`` so other runs go on."""
     try:
-        return execute(spec)
+        return execute(spec, **kwargs)
     except LookrightError as exc:
         return {"error": f"{type(exc).__name__}: {exc}", "run_dir": getattr(spec, "run_dir", None)}
 
@@ -181,7 +194,7 @@ def raise_failures(results: list[dict]) -> None:
 
 def run_specs(execute: Callable, specs: list[RunSpec], backend: str = "local", jobs: int = 1,
               on_done: Callable | None = None, address: str | None = None, cpus_per_run: float = 1.0,
-              gpus_per_run: float = 0.0, storage: str | Path = "runs") -> list[dict]:
+              gpus_per_run: float = 0.0, storage: str | Path = "runs", asha=None) -> list[dict]:
     """Run ``specs`` on the chosen backend; parallel runs get one thread each (``cpus_per_run`` on
     Ray). Finished runs are read back here and never sent to a worker (their fingerprints were
     checked when the specs were made)."""
@@ -189,6 +202,8 @@ def run_specs(execute: Callable, specs: list[RunSpec], backend: str = "local", j
         raise ConfigError(f"--backend {backend!r}: choose local or ray")
     if address is not None and backend != "ray":
         raise ConfigError("--address is a Ray cluster address; add --backend ray")
+    if asha is not None and backend != "ray":
+        raise ConfigError("--scheduler asha runs on Ray Tune; add --backend ray")
     results: list[dict | None] = [None] * len(specs)
     todo = []
     for i, spec in enumerate(specs):
@@ -201,17 +216,18 @@ def run_specs(execute: Callable, specs: list[RunSpec], backend: str = "local", j
             todo.append(i)
     if todo:
         fresh = _run_backend(execute, [specs[i] for i in todo], backend, jobs, on_done, address, cpus_per_run,
-                             gpus_per_run, storage)
+                             gpus_per_run, storage, asha)
         for i, r in zip(todo, fresh, strict=True):
             results[i] = r
     return results
 
 
-def _run_backend(execute, specs, backend, jobs, on_done, address, cpus_per_run, gpus_per_run, storage) -> list[dict]:
+def _run_backend(execute, specs, backend, jobs, on_done, address, cpus_per_run, gpus_per_run, storage,
+                 asha) -> list[dict]:
     if backend == "ray":
         from lookright.runs.ray_backend import run_ray
 
-        return run_ray(execute, specs, address, cpus_per_run, gpus_per_run, on_done, storage)
+        return run_ray(execute, specs, address, cpus_per_run, gpus_per_run, on_done, storage, asha)
     if jobs > 1 and len(specs) > 1:
         specs = [replace(s, threads=1) for s in specs]
     return run_local(execute, specs, jobs, on_done)

@@ -11,13 +11,15 @@ from pathlib import Path
 
 from lookright.runs.config import config_tree, merge_trees, parse_overrides
 from lookright.runs.folder import RunFolder
-from lookright.runs.runner import RunSpec, check_folders, combo_suffix, expand_grid, seed_range
+from lookright.runs.runner import RunSpec, check_folders, combo_suffix, expand_grid, sample_grid, seed_range
 from lookright.train.config import FINGERPRINT_IGNORES, RunConfig, build_config
 
 
-def sweep_specs(base: RunConfig, seeds: int, grid: list[str], first_seed: int | None = None) -> list[RunSpec]:
+def sweep_specs(base: RunConfig, seeds: int, grid: list[str], first_seed: int | None = None,
+                samples: int | None = None, search_seed: int = 0) -> list[RunSpec]:
+    """Specs for grid x seeds (``samples``: that many grid points drawn at random)."""
     specs = []
-    for combo in expand_grid(grid):
+    for combo in sample_grid(expand_grid(grid), samples, search_seed):
         suffix = combo_suffix(combo)
         name = base.name + (f"-{suffix}" if suffix else "")
         overrides = [f"{k}={v}" for k, v in combo]
@@ -38,7 +40,7 @@ def checked(specs: list[RunSpec]) -> list[RunSpec]:
     return check_folders(specs, FINGERPRINT_IGNORES)
 
 
-def execute(spec: RunSpec, progress: bool = False) -> dict:
+def execute(spec: RunSpec, progress: bool = False, on_epoch=None) -> dict:
     """Run one spec (module level, so worker processes and Ray can call it): a finished run is
     read back, an interrupted or failed one resumed, a new one trained."""
     from lookright.train.trainer import train
@@ -51,4 +53,4 @@ def execute(spec: RunSpec, progress: bool = False) -> dict:
     if state == "finished":
         folder.check_fingerprint(spec.config, FINGERPRINT_IGNORES)
         return folder.metrics()
-    return train(cfg, spec.run_dir, resume=state in ("interrupted", "failed"), progress=progress)
+    return train(cfg, spec.run_dir, resume=state in ("interrupted", "failed"), progress=progress, on_epoch=on_epoch)

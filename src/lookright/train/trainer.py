@@ -224,11 +224,14 @@ def train(
     resume: bool = False,
     progress: bool = True,
     stop_after_epoch: int | None = None,
+    on_epoch=None,
 ) -> dict:
     """Train one run into ``run_dir``; return its metrics (also written to ``metrics.json``).
 
     ``stop_after_epoch`` returns early after that epoch's checkpoint, as if the run had been
-    interrupted there (used to test ``resume``).
+    interrupted there (used to test ``resume``). ``on_epoch(record)`` is called with each epoch's
+    history record once its checkpoint is written (a scheduler such as ASHA may stop the run there:
+    it stays interrupted, never finished).
     """
     run_dir = Path(run_dir)
     started = time.perf_counter()
@@ -241,7 +244,9 @@ def train(
         raise RunError(f"{run_dir} holds no run to resume; start it without --resume")
     found = folder.open("supervised", config_tree(cfg), dump_config(cfg), FINGERPRINT_IGNORES, resume=resume)
     try:
-        return _train(cfg, folder, found, progress, stop_after_epoch, device, started)
+        return _train(cfg, folder, found, progress, stop_after_epoch, device, started, on_epoch)
+    except (KeyboardInterrupt, SystemExit):
+        raise  # stopped from outside (Ctrl-C, a scheduler): the run stays interrupted, resumable
     except BaseException as exc:
         folder.fail(exc)
         raise
@@ -250,7 +255,7 @@ def train(
 
 
 def _train(cfg: RunConfig, folder: RunFolder, found: str, progress: bool, stop_after_epoch: int | None,
-           device: torch.device, started: float) -> dict:
+           device: torch.device, started: float, on_epoch=None) -> dict:
     run_dir = folder.path
     state = load_checkpoint(run_dir / LAST) if found != "new" and (run_dir / LAST).is_file() else None
 
@@ -363,6 +368,8 @@ def _train(cfg: RunConfig, folder: RunFolder, found: str, progress: bool, stop_a
                 "best": best, "rng": torch.get_rng_state(),
                 "elapsed": prior_elapsed + time.perf_counter() - started,
             }, run_dir / LAST)
+            if on_epoch is not None:
+                on_epoch(record)
             if stop_after_epoch is not None and epoch + 1 >= stop_after_epoch and epoch + 1 < epochs:
                 return {"interrupted_after_epoch": epoch + 1}
             if patience_exhausted(cfg, epoch, best):
