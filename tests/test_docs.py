@@ -57,7 +57,7 @@ def test_docs_commands_run(tmp_path, monkeypatch):
             argv = [a for a in argv if not a.startswith(("seed=", "out_dir="))]
             argv += [*TINY, f"out_dir={tmp_path / 'runs'}"]
             if argv[0] == "train":
-                argv += ["--run-dir", str(tmp_path / "runs" / "train")]
+                argv += ["--run-dir", str(tmp_path / "runs" / f"train-{len(list(tmp_path.rglob('train-*')))}")]
         else:
             argv = [argv[0], str(tmp_path / "runs"), *argv[2:]]
             argv = [str(tmp_path / "out.md") if prev == "--out" else a for prev, a in zip(["", *argv], argv)]
