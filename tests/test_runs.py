@@ -387,3 +387,19 @@ def test_asha_stops_weak_runs_which_stay_unfinished(tmp_path):
     assert cli(*args).exit_code == 0  # a plain sweep resumes the stopped runs to the end
     assert {RunFolder(p.parent).state() for p in tmp_path.glob("*/seed0/run.json")} == {"finished"}
     assert cli(*args, "--scheduler", "asha").exit_code == 2  # asha needs Ray
+
+
+def test_status_lists_states_and_errors(tmp_path):
+    cfg = load_config(CONFIG, TINY + ["train.epochs=3"])
+    train(cfg, tmp_path / "a", progress=False, stop_after_epoch=1)
+    train(cfg, tmp_path / "b", progress=False)
+    failed = RunFolder(tmp_path / "c")
+    failed.open("supervised", cfg.model_dump(mode="json"), "x", ())
+    failed.fail(TrainingDiverged("the loss is not finite"), keep_if_empty=True)
+    (tmp_path / "d").mkdir()
+    (tmp_path / "d" / "run.json").write_text("{")
+    result = cli("status", tmp_path)
+    assert result.exit_code == 0
+    assert "1 finished, 1 interrupted, 1 failed, 1 damaged" in result.output
+    assert "TrainingDiverged" in result.output and str(tmp_path / "b") not in result.output
+    assert str(tmp_path / "b") in cli("status", tmp_path, "--all").output

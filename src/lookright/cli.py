@@ -221,6 +221,22 @@ def summarize(
         fail(exc)
 
 
+@app.command()
+def status(
+    root: Annotated[Path, typer.Argument(help="folder searched for run folders")] = Path("runs"),
+    all_runs: Annotated[bool, typer.Option("--all", help="list finished runs too")] = False,
+) -> None:
+    """Count the run folders under ROOT by state; list the running, interrupted and failed ones."""
+    from lookright.runs.status import STATES, scan, status_text
+
+    try:
+        rows = scan(root)
+    except LookrightError as exc:
+        fail(exc)
+    shown = (*STATES, "damaged") if all_runs else ("running", "interrupted", "failed", "damaged")
+    console.print(status_text(rows, shown), soft_wrap=True, highlight=False)
+
+
 @app.command("selection-study")
 def selection_study_cmd(
     root: Annotated[Path, typer.Argument(help="folder searched for finished run folders")] = Path("runs"),
