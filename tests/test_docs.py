@@ -73,7 +73,7 @@ def test_run_folder_page_commands_run(tmp_path, monkeypatch):
     from lookright.train import load_config, train
 
     commands = doc_commands(ROOT / "docs" / "runs.md")
-    assert [c[0] for c in commands] == ["train", "train", "sweep", "sweep", "sweep", "sweep", "summarize"]
+    assert [c[0] for c in commands] == ["train", "train", "sweep", "sweep", "sweep", "sweep", "summarize", "status"]
     monkeypatch.chdir(tmp_path)
     tiny = [*TINY, "train.epochs=3"]
     first, resume, *rest = commands
