@@ -179,6 +179,7 @@ def test_save_and_reload_gives_the_same_predictions(tiny_clip, tmp_path):
     assert {"transformers", "peft", "torch"} <= set(saved_metrics["provenance"]["versions"])
     assert json.loads((run_dir / "run.json").read_text())["kind"] == "reliability"
     assert not list(run_dir.rglob("*.tmp"))
+    assert all((run_dir / "figures" / f).read_bytes()[:4] == b"\x89PNG" for f in ("attention.png", "tsne.png"))
     with pytest.raises(RunError, match="not a lookright run folder"):
         load_tuned(tmp_path)
 
@@ -347,3 +348,15 @@ def test_padded_caption_batches_embed_each_caption_as_alone(tiny_clip):
         plain = clip.encode_text(captions)  # the tokenizer's own padding and attention mask
     torch.testing.assert_close(together, alone, rtol=1e-4, atol=1e-5)
     torch.testing.assert_close(together, plain, rtol=1e-4, atol=1e-5)
+
+
+def test_seeds_run_on_ray_write_the_same_run_folders(tiny_clip, tmp_path):
+    pytest.importorskip("ray.tune")
+    common = [f"model.path={tiny_clip}", f"out_dir={tmp_path}", *COMMON]
+    baseline = str(CONFIGS / "shapes-baseline.yaml")
+    r = CliRunner().invoke(app, ["vlm", "eval", baseline, "--seeds", "2", "--backend", "ray", *common])
+    assert r.exit_code == 0, r.output
+    infos = [json.loads((tmp_path / "baseline" / f"seed{s}" / "run.json").read_text()) for s in (0, 1)]
+    assert [(i["kind"], i["status"], i["attempts"]) for i in infos] == [("reliability", "finished", 1)] * 2
+    r = CliRunner().invoke(app, ["vlm", "eval", baseline, "--seeds", "2", *common])  # read back here
+    assert r.exit_code == 0 and json.loads((tmp_path / "baseline" / "seed1" / "run.json").read_text())["attempts"] == 1

@@ -1,4 +1,4 @@
-"""Attention targets: teachers and mask post-processing (the VLM teacher lives in :mod:`lookright.vlm.teacher`)."""
+"""Attention targets: teachers and mask post-processing (the VLM teacher lives with the VLM code)."""
 
 from lookright.targets.morphology import LEARNING_TO_LOOK_CONTOUR, LEARNING_TO_LOOK_OFFICIAL, MaskPipeline
 from lookright.targets.teacher import TEACHERS, MaskTeacher, Teacher, build_targets

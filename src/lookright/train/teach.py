@@ -27,7 +27,6 @@ from lookright.runs.progress import progress_bar
 from lookright.train.config import RunConfig
 from lookright.train.trainer import load_splits
 from lookright.vlm.atomic import write_file_atomic
-from lookright.vlm.backends import ClipBundle, load_clip
 from lookright.vlm.figures import teacher_figure
 from lookright.vlm.teacher import VLMTeacher, split_masks
 
@@ -35,11 +34,6 @@ from lookright.vlm.teacher import VLMTeacher, split_masks
 def _splits(cfg: RunConfig):
     train, val, test, _source = load_splits(cfg)
     return {"train": train, "val": val, "test": test}
-
-
-def _clip(cfg: RunConfig) -> ClipBundle:
-    v = cfg.target.vlm
-    return load_clip(v.backend, v.path, v.model_name, v.checkpoint, v.device)
 
 
 def _require_vlm(cfg: RunConfig) -> None:
@@ -54,7 +48,7 @@ def teach(cfg: RunConfig, progress: bool = True) -> dict:
         raise ConfigError("target.vlm.cache_dir is null: there is no cache to fill")
     splits = _splits(cfg)
     v = cfg.target.vlm
-    clip = _clip(cfg)
+    clip = v.load_clip()
     out = {}
     with progress_bar(progress) as bar:
         for name, split in splits.items():
@@ -76,7 +70,7 @@ def evaluate_teacher(cfg: RunConfig, methods: list[str], max_images: int = 2000,
     test = _splits(cfg)["test"]
     n = min(max_images, len(test))
     v = cfg.target.vlm
-    clip = _clip(cfg)
+    clip = v.load_clip()
     images = torch.from_numpy(test.x[:n])
     gt = torch.from_numpy(test.mask[:n]).float()
     shortcut = torch.from_numpy(test.shortcut[:n]).float()

@@ -44,7 +44,6 @@ from lookright.runs.provenance import provenance, resolve_device, set_threads
 from lookright.train.checkpoint import load_checkpoint, load_weights
 from lookright.train.config import FINGERPRINT_IGNORES, RunConfig
 from lookright.train.schedules import alignment_weight, create_optimizer, create_scheduler
-from lookright.vlm.backends import load_clip
 from lookright.vlm.teacher import VLMTeacher, split_masks
 
 LAST = "checkpoints/last.pt"
@@ -266,8 +265,7 @@ def _train(cfg: RunConfig, folder: RunFolder, found: str, progress: bool, stop_a
         grid = tuple(x_probe.shape[-2:])  # its region lives at the model input's resolution
     clip = None
     if pipeline is not None and cfg.target.teacher == "vlm":
-        v = cfg.target.vlm
-        clip = load_clip(v.backend, v.path, v.model_name, v.checkpoint, v.device)
+        clip = cfg.target.vlm.load_clip()
     tr, va, te = (to_tensors(s, model, device, cfg, pipeline, grid, name, clip)
                   for s, name in ((train_split, "train"), (val_split, "val"), (test_split, "test")))
 

@@ -86,6 +86,8 @@ def _reliability(config: Path | None, overrides: list[str] | None, seeds: int, f
         specs = reliability_specs(cfg, seeds, first_seed, run, progress=alone)
         if alone:
             results = [execute(specs[0])]
+        elif backend == "ray":  # Ray Tune pickles its callbacks, and a progress bar holds a lock
+            results = run_specs(execute, specs, backend, jobs, None, address, cpus_per_run, gpus_per_run, cfg.out_dir)
         else:
             with progress_bar() as bar:
                 task = bar.add_task(f"{cfg.name}: {len(specs)} seeds", total=len(specs))

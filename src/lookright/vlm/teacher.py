@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from lookright.errors import MaskError
 from lookright.targets.teacher import TEACHERS
-from lookright.vlm.backends import load_clip
+from lookright.vlm.backends import ClipBundle, load_clip
 from lookright.vlm.cache import MaskCache, digest_array, digest_file
 from lookright.vlm.dense import PromptSet, dense_map
 from lookright.vlm.postprocess import affinity_refine, postprocess
@@ -52,6 +52,10 @@ class VLMSettings(BaseModel):
     def prompts(self) -> PromptSet:
         return PromptSet(self.foreground, list(self.background), self.background_template, list(self.class_names))
 
+    def load_clip(self) -> ClipBundle:
+        """The CLIP these settings name, from local files."""
+        return load_clip(self.backend, self.path, self.model_name, self.checkpoint, self.device)
+
     def model_identity(self) -> dict:
         """Backend, location and a digest of the weight files (so changed weights miss the cache)."""
         files: list[Path] = []
@@ -74,8 +78,7 @@ class VLMTeacher:
         self.settings = settings
         self.prompts = settings.prompts()
         self.labels = None if labels is None else torch.as_tensor(np.asarray(labels)).long()
-        self.clip = clip or load_clip(settings.backend, settings.path, settings.model_name, settings.checkpoint,
-                                      settings.device)
+        self.clip = clip or settings.load_clip()
 
     def raw_maps(self, images: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
         x = images.float() / 255 if not torch.is_floating_point(images) else images
