@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -21,10 +20,10 @@ from lookright.vlm.reliability.figures import pareto_front
 from lookright.vlm.reliability.protocols import drop, summarise, tdi
 from lookright.vlm.small_clip import build_small_clip, save_clip
 from lookright.vlm.tokenizer import build_tokenizer
-from conftest import tiny_open_clip
+from conftest import CONFIGS as ALL_CONFIGS, tiny_open_clip
 
 torch.set_num_threads(1)
-CONFIGS = Path(__file__).resolve().parent.parent / "configs" / "vlm"
+CONFIGS = ALL_CONFIGS / "vlm"
 
 
 # -- strategies ------------------------------------------------------------------------------
