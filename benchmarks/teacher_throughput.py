@@ -30,7 +30,7 @@ from pathlib import Path
 import torch
 
 from lookright.vlm.backends import load_clip
-from lookright.targets.vlm import VLMSettings, VLMTeacher
+from lookright.vlm.teacher import VLMSettings, VLMTeacher
 from random_clip import openai_sized_clip  # benchmarks/ is on sys.path when run as a script
 
 METHODS = ("gradcam", "maskclip", "surgery")

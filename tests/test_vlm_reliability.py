@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,7 +11,7 @@ from typer.testing import CliRunner
 
 from lookright.cli import app
 from lookright.data.shapes import DEFAULT_TEMPLATES, ShapesConfig, generate_shapes
-from lookright.errors import ConfigError, DataError
+from lookright.errors import ConfigError, RunError
 from lookright.vlm.reliability.config import load_reliability_config
 from lookright.vlm.reliability.conflicts import (
     STRATEGIES, SWAPPED, UNRELATED, check_strategies, conflicting_caption, names_value,
@@ -21,10 +20,10 @@ from lookright.vlm.reliability.figures import pareto_front
 from lookright.vlm.reliability.protocols import drop, summarise, tdi
 from lookright.vlm.small_clip import build_small_clip, save_clip
 from lookright.vlm.tokenizer import build_tokenizer
-from conftest import tiny_open_clip
+from conftest import CONFIGS as ALL_CONFIGS, tiny_open_clip
 
 torch.set_num_threads(1)
-CONFIGS = Path(__file__).resolve().parent.parent / "configs" / "vlm"
+CONFIGS = ALL_CONFIGS / "vlm"
 
 
 # -- strategies ------------------------------------------------------------------------------
@@ -171,32 +170,46 @@ def test_save_and_reload_gives_the_same_predictions(tiny_clip, tmp_path):
     assert saved.keys() == again.keys()
     for k in saved:
         np.testing.assert_array_equal(saved[k], again[k], err_msg=k)
-    assert json.loads((run_dir / "metrics.json").read_text())["results"] == json.loads(json.dumps(m["results"]))
-    with pytest.raises(DataError, match="head.pt"):
+    saved_metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert saved_metrics["results"] == json.loads(json.dumps(m["results"]))
+    # one provenance schema, as every pipeline writes it; every file written atomically
+    assert not {"commit", "versions", "device"} & set(saved_metrics)
+    assert {"git_commit", "versions", "device", "host", "argv"} <= set(saved_metrics["provenance"])
+    assert {"transformers", "peft", "torch"} <= set(saved_metrics["provenance"]["versions"])
+    assert json.loads((run_dir / "run.json").read_text())["kind"] == "reliability"
+    assert not list(run_dir.rglob("*.tmp"))
+    assert all((run_dir / "figures" / f).read_bytes()[:4] == b"\x89PNG" for f in ("attention.png", "tsne.png"))
+    with pytest.raises(RunError, match="not a lookright run folder"):
         load_tuned(tmp_path)
+
+
+COMMON = ["data.image_size=16", "data.n_train=64", "data.n_test=32", "tune.epochs=1", "tune.batch_size=32",
+          "eval.attention_images=4", "figures=false"]
 
 
 def test_summarize_and_cli(tiny_clip, tmp_path):
     runner = CliRunner()
-    common = [f"model.path={tiny_clip}", f"out_dir={tmp_path}", "data.image_size=16", "data.n_train=64",
-              "data.n_test=32", "tune.epochs=1", "tune.batch_size=32", "eval.attention_images=4", "figures=false"]
+    common = [f"model.path={tiny_clip}", f"out_dir={tmp_path}", *COMMON]
     baseline, lora = str(CONFIGS / "shapes-baseline.yaml"), str(CONFIGS / "shapes-lora.yaml")
-    r = runner.invoke(app, ["vlm", "eval", baseline, "--seeds", "2", *common])
+    r = runner.invoke(app, ["vlm", "eval", baseline, "--seeds", "2", "--jobs", "2", *common])  # two worker processes
     assert r.exit_code == 0, r.output
     r = runner.invoke(app, ["vlm", "tune", lora, "--seeds", "2", *common, "tune.conflict_share=1"])
     assert r.exit_code == 0, r.output
     r = runner.invoke(app, ["vlm", "eval", baseline, *common, "--run", str(tmp_path / "lora" / "seed1"), "seed=1"])
     assert r.exit_code == 0, r.output
-    again = np.load(tmp_path / "lora" / "seed1" / "eval" / "seed1" / "predictions.npz")
+    evaluated = tmp_path / "lora" / "seed1" / "eval" / "seed1"
+    again = np.load(evaluated / "predictions.npz")
     saved = np.load(tmp_path / "lora" / "seed1" / "predictions.npz")
     assert all(np.array_equal(again[k], saved[k]) for k in saved.files)
-    assert json.loads((tmp_path / "lora" / "seed1" / "eval" / "seed1" / "metrics.json").read_text())["method"] == "lora"
+    assert json.loads((evaluated / "metrics.json").read_text())["method"] == "lora"
+    assert json.loads((evaluated / "run.json").read_text())["kind"] == "reliability-eval"
     r = runner.invoke(app, ["vlm", "eval", baseline, *common, "--run", str(tmp_path / "lora" / "seed1"),
                             "data.attributes=[shape]"])
     assert r.exit_code == 2 and "the run's head predicts" in r.output
-    # a finished run is read back, not overwritten; a tuning config is refused by `eval`
+    assert not (tmp_path / "lora" / "seed1" / "eval" / "seed0").exists()
+    # a finished run is read back (threads and device are not part of its config), not overwritten
     before = (tmp_path / "baseline" / "seed1" / "metrics.json").read_text()
-    r = runner.invoke(app, ["vlm", "eval", baseline, *common, "seed=1", "tune.epochs=3"])
+    r = runner.invoke(app, ["vlm", "eval", baseline, *common, "seed=1", "model.threads=1", "model.device=auto"])
     assert r.exit_code == 0 and (tmp_path / "baseline" / "seed1" / "metrics.json").read_text() == before
     r = runner.invoke(app, ["vlm", "eval", lora, *common])
     assert r.exit_code == 2 and "lookright vlm tune" in r.output
@@ -205,19 +218,95 @@ def test_summarize_and_cli(tiny_clip, tmp_path):
     summary = json.loads((tmp_path / "summary.json").read_text())
     rows = {row["name"]: row for row in summary["classification"]}
     assert rows["lora"]["n"] == 2 and "mcnemar" in rows["lora"] and "relative_drop_reduction" in rows["lora"]
+    assert rows["lora"]["drop"]["n"] == 2 and rows["lora"]["drop"]["std"] is not None  # describe()
     assert (tmp_path / "results.md").read_text().count("| baseline |") == 3  # two protocols + attention
     assert (tmp_path / "pareto_classification.png").is_file()
     page = (tmp_path / "index.html").read_text()
     assert page.count("<table") == 3 and "data:image/png;base64" in page
-    # missing weights, unknown strategy, empty folder: clear errors, exit code 2
+    r = runner.invoke(app, ["vlm", "summarize", str(tmp_path), "--reference", "lora", "--out", str(tmp_path / "o.md")])
+    assert r.exit_code == 0 and "rel. reduction vs lora" in (tmp_path / "o.md").read_text()
+    assert not list(tmp_path.glob("*.tmp")) and not list(tmp_path.glob(".*.tmp"))
+    # missing weights, unknown strategy, --run with seeds: clear errors, exit code 2, nothing left behind
     r = runner.invoke(app, ["vlm", "eval", baseline, "model.path=/nonexistent/clip", f"out_dir={tmp_path}/x"])
     assert r.exit_code == 2 and "config.json missing" in r.output and "lookright vlm pretrain" in r.output
+    assert not (tmp_path / "x" / "baseline" / "seed0").exists()
     r = runner.invoke(app, ["vlm", "eval", baseline, *common, "eval.strategies=[texture_swap]"])
     assert r.exit_code == 2 and "unknown strategies" in r.output
     r = runner.invoke(app, ["vlm", "eval", baseline, "--run", str(tmp_path / "lora" / "seed1"), "--seeds", "2"])
     assert r.exit_code == 2 and "--run evaluates one tuned model" in r.output
+
+
+def test_a_run_folder_holding_another_config_stops_every_seed_before_anything_runs(tiny_clip, tmp_path):
+    runner = CliRunner()
+    common = [f"model.path={tiny_clip}", f"out_dir={tmp_path}", *COMMON]
+    baseline = str(CONFIGS / "shapes-baseline.yaml")
+    assert runner.invoke(app, ["vlm", "eval", baseline, *common, "seed=1"]).exit_code == 0
+    r = runner.invoke(app, ["vlm", "eval", baseline, "--seeds", "2", *common, "tune.epochs=3"])
+    assert r.exit_code == 2 and "another config" in r.output and "tune.epochs: 1 -> 3" in r.output
+    assert not (tmp_path / "baseline" / "seed0").exists()  # seed 0 was not run
+    r = runner.invoke(app, ["vlm", "eval", baseline, *common, "--run", str(tmp_path / "nothing")])
+    assert r.exit_code == 2 and "not a finished reliability run" in r.output
+    r = runner.invoke(app, ["vlm", "eval", baseline, *common, "--run", str(tmp_path / "baseline" / "seed1" / "eval"),
+                            "--first-seed", "1"])
+    assert r.exit_code == 2 and "not a finished reliability run" in r.output
+
+
+def test_config_is_checked_before_the_folder_is_touched(tiny_clip, tmp_path):
+    from lookright.vlm.reliability.run import run_reliability
+
+    for bad, key in (("model.threads=100000", "model.threads=100000"), ("model.device=cuda:99", "model.device=cuda:99")):
+        with pytest.raises(ConfigError, match=key):
+            run_reliability(small(tiny_clip, tmp_path, bad), progress=False)
+        assert not (tmp_path / "baseline").exists()
+
+
+def test_a_failed_run_is_restarted_in_place(tiny_clip, tmp_path, monkeypatch):
+    from lookright.errors import LookrightError
+    from lookright.vlm.reliability import run as run_module
+    from lookright.vlm.reliability.sweep import execute, reliability_specs
+
+    cfg = small(tiny_clip, tmp_path, "figures=false", "tune.epochs=1")
+    (spec,) = reliability_specs(cfg, 1)
+    real = run_module.evaluate
+
+    def broken(*_args):
+        raise LookrightError("evaluation broke")
+
+    monkeypatch.setattr(run_module, "evaluate", broken)
+    result = CliRunner().invoke(app, ["vlm", "eval", str(CONFIGS / "shapes-baseline.yaml"), f"model.path={tiny_clip}", f"out_dir={tmp_path}", *COMMON])
+    assert result.exit_code == 2 and "evaluation broke" in result.output
+    run_json = tmp_path / "baseline" / "seed0" / "run.json"
+    assert json.loads(run_json.read_text())["status"] == "failed"  # head.pt was written: the folder is kept
+    assert not (tmp_path / "baseline" / "seed0" / "metrics.json").exists()
+    monkeypatch.setattr(run_module, "evaluate", real)
+    (spec,) = reliability_specs(small(tiny_clip, tmp_path, *COMMON), 1)
+    m = execute(spec)
+    info = json.loads(run_json.read_text())
+    assert info["status"] == "finished" and info["attempts"] == 2 and m["results"]["classification"]
+    assert execute(spec) == json.loads((tmp_path / "baseline" / "seed0" / "metrics.json").read_text())
+    assert json.loads(run_json.read_text())["attempts"] == 2  # read back, not run again
+
+
+def test_summarize_reads_finished_reliability_runs_only(tiny_clip, tmp_path):
+    runner = CliRunner()
     r = runner.invoke(app, ["vlm", "summarize", str(tmp_path / "empty")])
-    assert r.exit_code == 2 and "no reliability runs" in r.output
+    assert r.exit_code == 2 and "does not exist" in r.output
+    r = runner.invoke(app, ["vlm", "summarize", str(tmp_path)])
+    assert r.exit_code == 2 and "no finished reliability run" in r.output
+    r = runner.invoke(app, ["vlm", "eval", str(CONFIGS / "shapes-baseline.yaml"), f"model.path={tiny_clip}", f"out_dir={tmp_path}", *COMMON])
+    assert r.exit_code == 0, r.output
+    other = tmp_path / "supervised" / "seed0"  # a finished run of another pipeline is left out
+    other.mkdir(parents=True)
+    (other / "run.json").write_text(json.dumps({"kind": "supervised", "status": "finished"}))
+    (other / "metrics.json").write_text(json.dumps({"name": "supervised", "seed": 0}))
+    r = runner.invoke(app, ["vlm", "summarize", str(tmp_path), "--reference", "baseline"])
+    assert r.exit_code == 0, r.output
+    assert "supervised" not in (tmp_path / "results.md").read_text()
+    r = runner.invoke(app, ["vlm", "summarize", str(tmp_path), "--baseline", "baseline"])
+    assert r.exit_code == 2  # renamed to --reference
+    (tmp_path / "baseline" / "seed0" / "metrics.json").write_text("{damaged")
+    r = runner.invoke(app, ["vlm", "summarize", str(tmp_path)])
+    assert r.exit_code == 2 and "cannot be read" in r.output and "Traceback" not in r.output
 
 
 def test_open_clip_is_evaluated_and_fully_tuned(tmp_path):
@@ -258,3 +347,15 @@ def test_padded_caption_batches_embed_each_caption_as_alone(tiny_clip):
         plain = clip.encode_text(captions)  # the tokenizer's own padding and attention mask
     torch.testing.assert_close(together, alone, rtol=1e-4, atol=1e-5)
     torch.testing.assert_close(together, plain, rtol=1e-4, atol=1e-5)
+
+
+def test_seeds_run_on_ray_write_the_same_run_folders(tiny_clip, tmp_path):
+    pytest.importorskip("ray.tune")
+    common = [f"model.path={tiny_clip}", f"out_dir={tmp_path}", *COMMON]
+    baseline = str(CONFIGS / "shapes-baseline.yaml")
+    r = CliRunner().invoke(app, ["vlm", "eval", baseline, "--seeds", "2", "--backend", "ray", *common])
+    assert r.exit_code == 0, r.output
+    infos = [json.loads((tmp_path / "baseline" / f"seed{s}" / "run.json").read_text()) for s in (0, 1)]
+    assert [(i["kind"], i["status"], i["attempts"]) for i in infos] == [("reliability", "finished", 1)] * 2
+    r = CliRunner().invoke(app, ["vlm", "eval", baseline, "--seeds", "2", *common])  # read back here
+    assert r.exit_code == 0 and json.loads((tmp_path / "baseline" / "seed1" / "run.json").read_text())["attempts"] == 1

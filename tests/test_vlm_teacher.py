@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
+import os
 
 import numpy as np
 import pytest
 import torch
 
 from lookright.errors import ConfigError, DataError
-from lookright.targets.cache import BITS, META, MaskCache
+from lookright.vlm.cache import BITS, META, MaskCache
 from lookright.vlm.postprocess import affinity_refine, otsu_thresholds, postprocess
 
 
@@ -161,7 +162,7 @@ def test_dense_maps_are_higher_on_the_drawn_object(shapes_clip, method):
 
 
 def test_vlm_teacher_masks_and_cache_through_split_masks(shapes_clip, tmp_path):
-    from lookright.targets.vlm import VLMSettings, VLMTeacher, split_masks
+    from lookright.vlm.teacher import VLMSettings, VLMTeacher, split_masks
     from lookright.data.shapes import ShapesConfig, generate_shapes
 
     clip, _ = shapes_clip
@@ -181,3 +182,45 @@ def test_vlm_teacher_masks_and_cache_through_split_masks(shapes_clip, tmp_path):
     assert status == "miss"  # another post-processing: its own entry
     with pytest.raises(Exception, match="images must be"):
         split_masks(teacher, data.images[0], {"split": "x"})
+
+
+def _store_entry(root: str, barrier, rounds: int) -> None:
+    """One writer of the concurrency test (module level: spawned processes import it)."""
+    cache = MaskCache(root)
+    fields = {"teacher": {"method": "maskclip"}, "dataset": {"split": "train", "images": "shared"}}
+    masks = _masks(200)
+    barrier.wait()
+    for _ in range(rounds):
+        cache.store(cache.folder(fields), fields, masks)
+
+
+def test_two_processes_writing_one_cache_entry_leave_it_valid(tmp_path):
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("spawn")
+    barrier = ctx.Barrier(2)
+    writers = [ctx.Process(target=_store_entry, args=(str(tmp_path), barrier, 40)) for _ in range(2)]
+    for w in writers:
+        w.start()
+    for w in writers:
+        w.join(120)
+    assert [w.exitcode for w in writers] == [0, 0]  # the old fixed temp names crashed one of them
+    cache = MaskCache(tmp_path)
+    fields = {"teacher": {"method": "maskclip"}, "dataset": {"split": "train", "images": "shared"}}
+    out = cache.get_or_build(fields, (200, 28, 28), lambda: pytest.fail("a valid entry is not rebuilt"))
+    assert cache.last_status == "hit"
+    np.testing.assert_array_equal(out, _masks(200))
+    assert not list(tmp_path.rglob("*.tmp")) and not list(tmp_path.rglob("*tmp*"))
+
+
+def test_a_failed_cache_write_leaves_no_temporary_file(tmp_path, monkeypatch):
+    cache = MaskCache(tmp_path)
+    fields = {"teacher": {"method": "maskclip"}}
+
+    def full(*_args):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(os, "replace", full)  # the temporary file is written, moving it fails
+    with pytest.raises(OSError, match="disk full"):
+        cache.get_or_build(fields, (5, 28, 28), _masks)
+    assert not [p for p in tmp_path.rglob("*") if p.is_file() and p.name != ".lock"]

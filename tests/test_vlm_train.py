@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 import torch
 from typer.testing import CliRunner
 
+import lookright
 from conftest import CONFIGS
 from lookright.cli import app
 from lookright.vlm.small_clip import build_small_clip, save_clip
@@ -94,3 +96,27 @@ def test_training_from_cache_and_on_the_fly_sees_the_same_targets(clip_folder, t
     for cfg, name in ((cached_cfg, "cached"), (fly_cfg, "fly")):
         metrics = train(cfg, tmp_path / name, progress=False)
         assert metrics["shifted_test_acc"] >= 0 and len(metrics["history"]) == 2
+
+
+def _imported(package: Path) -> set[str]:
+    """Every module a package's files import, at the top or inside functions."""
+    import ast
+
+    names = set()
+    for file in package.rglob("*.py"):
+        for node in ast.walk(ast.parse(file.read_text())):
+            if isinstance(node, ast.Import):
+                names.update(a.name for a in node.names)
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                names.add(node.module)
+    return names
+
+
+def test_vlm_never_imports_train_or_rl_and_targets_never_imports_vlm():
+    src = Path(lookright.__file__).resolve().parent
+    vlm = _imported(src / "vlm")
+    assert not {m for m in vlm if m.startswith(("lookright.train", "lookright.rl"))}
+    assert not {m for m in _imported(src / "targets") if m.startswith("lookright.vlm")}
+    from lookright.train.teach import evaluate_teacher, teach  # noqa: F401  (the supervised pipeline owns `teach`)
+    from lookright.vlm.cache import MaskCache  # noqa: F401
+    from lookright.vlm.teacher import VLMSettings, VLMTeacher, split_masks  # noqa: F401

@@ -11,7 +11,7 @@ import os
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 
 def _umask() -> int:
@@ -51,3 +51,13 @@ def save_torch_atomic(obj: Any, path: str | Path) -> Path:
     import torch
 
     return write_atomic(path, lambda tmp: torch.save(obj, tmp))
+
+
+def write_file_atomic(path: str | Path, write: Callable[[BinaryIO], object]) -> Path:
+    """``write(f)`` into an open temporary file that then replaces ``path``, for writers that name
+    files by themselves (``np.savez`` adds ``.npz`` to a path without it)."""
+    def to_file(tmp: str) -> None:
+        with open(tmp, "wb") as f:
+            write(f)
+
+    return write_atomic(path, to_file)

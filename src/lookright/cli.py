@@ -34,7 +34,15 @@ def _vlm_commands():
 
 
 app.add_typer(_vlm_commands().vlm_app, name="vlm")
-app.command("teach")(_vlm_commands().teach_cmd)
+
+
+def _teach_command():
+    from lookright.train.commands import teach_cmd
+
+    return teach_cmd
+
+
+app.command("teach")(_teach_command())
 
 DataDir = Annotated[str | None, typer.Option("--data-dir", help="folder holding mnist/ (else $LOOKRIGHT_DATA)")]
 

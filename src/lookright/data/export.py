@@ -8,7 +8,7 @@ import numpy as np
 
 from lookright.data.benchmark import create_benchmark
 from lookright.errors import DataError
-from lookright.atomic import write_atomic
+from lookright.atomic import write_file_atomic
 
 
 def export_benchmark(name: str, out: str | Path, data_dir=None, seed: int = 0, embedded: bool = False,
@@ -34,12 +34,8 @@ def export_benchmark(name: str, out: str | Path, data_dir=None, seed: int = 0, e
             f"mask_{split_name}": split.mask, f"shortcut_{split_name}": split.shortcut,
         })
     try:
-        write_atomic(out, lambda tmp: _savez(tmp, arrays))
+        write_file_atomic(out, lambda f: np.savez_compressed(f, **arrays))
     except OSError as exc:
         raise DataError(f"--out {out}: cannot write ({exc.strerror}); choose a writable location") from None
     return out
 
-
-def _savez(path: str, arrays: dict) -> None:
-    with open(path, "wb") as f:  # a file object: numpy adds no ".npz" to the temporary name
-        np.savez_compressed(f, **arrays)

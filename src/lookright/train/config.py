@@ -9,7 +9,7 @@ from pydantic import Field, field_validator, model_validator
 
 from lookright.runs import config as runs_config
 from lookright.runs.config import RunConfigBase, Strict, check_fractions, dump_config, merge_trees, parse_overrides  # noqa: F401
-from lookright.targets.vlm import VLMSettings
+from lookright.vlm.teacher import VLMSettings
 
 
 class DataConfig(Strict):

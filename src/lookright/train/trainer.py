@@ -36,7 +36,6 @@ from lookright.metrics.counterfactual import counterfactual_scores
 from lookright.models import create_model
 from lookright.report.figures import save_run_figures
 from lookright.targets import TEACHERS, MaskPipeline, build_targets
-from lookright.targets.vlm import VLMTeacher, split_masks
 from lookright.atomic import save_torch_atomic
 from lookright.runs.config import config_tree, dump_config
 from lookright.runs.folder import RunFolder
@@ -45,6 +44,7 @@ from lookright.runs.provenance import provenance, resolve_device, set_threads
 from lookright.train.checkpoint import load_checkpoint, load_weights
 from lookright.train.config import FINGERPRINT_IGNORES, RunConfig
 from lookright.train.schedules import alignment_weight, create_optimizer, create_scheduler
+from lookright.vlm.teacher import VLMTeacher, split_masks
 
 LAST = "checkpoints/last.pt"
 BEST = "checkpoints/best.pt"
@@ -270,10 +270,7 @@ def _train(cfg: RunConfig, folder: RunFolder, found: str, progress: bool, stop_a
         grid = tuple(x_probe.shape[-2:])  # its region lives at the model input's resolution
     clip = None
     if pipeline is not None and cfg.target.teacher == "vlm":
-        from lookright.vlm.backends import load_clip
-
-        v = cfg.target.vlm
-        clip = load_clip(v.backend, v.path, v.model_name, v.checkpoint, v.device)
+        clip = cfg.target.vlm.load_clip()
     tr, va, te = (to_tensors(s, model, device, cfg, pipeline, grid, name, clip)
                   for s, name in ((train_split, "train"), (val_split, "val"), (test_split, "test")))
 

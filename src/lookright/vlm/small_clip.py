@@ -11,7 +11,6 @@ steps, losses, zero-shot accuracies on held-out images, wall time).
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from pathlib import Path
@@ -22,6 +21,7 @@ import torch.nn.functional as F
 
 from lookright.data.shapes import ShapesConfig, generate_shapes
 from lookright.errors import ConfigError
+from lookright.atomic import write_json_atomic
 from lookright.runs.progress import progress_bar
 from lookright.vlm.corpus import DIGIT_NAMES, Captioned, build_corpus, mnist_captioned
 from lookright.vlm.tokenizer import BOS, EOS, build_tokenizer
@@ -139,7 +139,7 @@ def pretrain_clip(out: str | Path, corpus: str = "mnist-shapes", epochs: int = 8
               "lr": lr, "image_size": image_size, "size": size, "history": history, "zero_shot": accuracy,
               "wall_time_s": wall, "holdout": holdout,
               "note": "MNIST training split only (last `holdout` digits held out); no colour, no decoy, no test split"}
-    (out / "pretrain.json").write_text(json.dumps(record, indent=2))
+    write_json_atomic(out / "pretrain.json", record)
     return record
 
 

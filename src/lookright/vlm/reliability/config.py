@@ -1,5 +1,5 @@
 """Configuration of a reliability run (``lookright vlm eval`` / ``lookright vlm tune``): YAML +
-``key=value`` overrides through the core loader, validated."""
+``key=value`` overrides through :mod:`lookright.runs.config`, validated."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import Literal
 from pydantic import Field, field_validator, model_validator
 
 from lookright.data.shapes import ATTRIBUTES, ShapesConfig
-from lookright.runs.config import Strict, check_choices, load_config
+from lookright.runs.config import Strict, build_config, check_choices, load_config
 from lookright.vlm.reliability.conflicts import STRATEGIES
 
 
@@ -104,5 +104,13 @@ class ReliabilityConfig(Strict):
         return self
 
 
+#: keys that do not change a run's results: left out of its fingerprint (see lookright.runs.folder)
+FINGERPRINT_IGNORES = ("out_dir", "model.threads", "model.device")
+
+
 def load_reliability_config(path: str | Path | None = None, overrides: list[str] | None = None) -> ReliabilityConfig:
     return load_config(path, overrides, schema=ReliabilityConfig)
+
+
+def build_reliability_config(tree: dict, origin: str = "config") -> ReliabilityConfig:
+    return build_config(tree, origin, ReliabilityConfig)

@@ -14,7 +14,6 @@ masks of the (shifted) test split:
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 
@@ -23,14 +22,15 @@ import torch.nn.functional as F
 
 from lookright.errors import ConfigError
 from lookright.metrics.localisation import energy_pointing_game
-from lookright.targets.vlm import VLMTeacher, split_masks
-from lookright.train.config import RunConfig
 from lookright.runs.progress import progress_bar
+from lookright.train.config import RunConfig
+from lookright.train.trainer import load_splits
+from lookright.atomic import write_file_atomic, write_json_atomic
+from lookright.vlm.figures import teacher_figure
+from lookright.vlm.teacher import VLMTeacher, split_masks
 
 
 def _splits(cfg: RunConfig):
-    from lookright.train.trainer import load_splits
-
     train, val, test, _source = load_splits(cfg)
     return {"train": train, "val": val, "test": test}
 
@@ -46,10 +46,8 @@ def teach(cfg: RunConfig, progress: bool = True) -> dict:
     if cfg.target.vlm.cache_dir is None:
         raise ConfigError("target.vlm.cache_dir is null: there is no cache to fill")
     splits = _splits(cfg)
-    from lookright.vlm.backends import load_clip
-
     v = cfg.target.vlm
-    clip = load_clip(v.backend, v.path, v.model_name, v.checkpoint, v.device)
+    clip = v.load_clip()
     out = {}
     with progress_bar(progress) as bar:
         for name, split in splits.items():
@@ -68,12 +66,10 @@ def evaluate_teacher(cfg: RunConfig, methods: list[str], max_images: int = 2000,
                      figure_images: int = 6, progress: bool = True) -> dict:
     """Pseudo-mask quality of each method on the first ``max_images`` shifted-test images."""
     _require_vlm(cfg)
-    from lookright.vlm.backends import load_clip
-
     test = _splits(cfg)["test"]
     n = min(max_images, len(test))
     v = cfg.target.vlm
-    clip = load_clip(v.backend, v.path, v.model_name, v.checkpoint, v.device)
+    clip = v.load_clip()
     images = torch.from_numpy(test.x[:n])
     gt = torch.from_numpy(test.mask[:n]).float()
     shortcut = torch.from_numpy(test.shortcut[:n]).float()
@@ -109,12 +105,10 @@ def evaluate_teacher(cfg: RunConfig, methods: list[str], max_images: int = 2000,
               "methods": results}
     if out_dir is not None:
         out_dir = Path(out_dir)
-        out_dir.mkdir(parents=True, exist_ok=True)
-        (out_dir / "mask_quality.json").write_text(json.dumps(report, indent=2))
-        from lookright.vlm.figures import teacher_figure
-
-        teacher_figure(test.x[:figure_images], test.mask[:figure_images], examples, out_dir / "pseudo_masks.png",
-                       f"{cfg.data.name}: pseudo-masks from {Path(v.path or v.model_name or '').name}")
+        write_json_atomic(out_dir / "mask_quality.json", report)
+        title = f"{cfg.data.name}: pseudo-masks from {Path(v.path or v.model_name or '').name}"
+        write_file_atomic(out_dir / "pseudo_masks.png", lambda f: teacher_figure(
+            test.x[:figure_images], test.mask[:figure_images], examples, f, title))
     return report
 
 

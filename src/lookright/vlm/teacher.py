@@ -4,8 +4,9 @@
 ``postprocess(dense_map(method, clip, images / 255, prompts, labels[indices]))`` with the
 settings of :class:`VLMSettings` (backend and weights, method, prompts, threshold, affinity
 refinement). ``split_masks`` computes the masks of a whole split in batches, through the
-:class:`~lookright.targets.cache.MaskCache` unless ``cache_dir`` is null; the core's morphology
+:class:`~lookright.vlm.cache.MaskCache` unless ``cache_dir`` is null; the core's morphology
 pipeline (``target.pipeline``) is applied afterwards, exactly as for ground-truth masks.
+Importing this module registers the ``vlm`` teacher in :data:`lookright.targets.TEACHERS`.
 """
 
 from __future__ import annotations
@@ -18,8 +19,11 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field
 
 from lookright.errors import MaskError
-from lookright.targets.cache import MaskCache, digest_array, digest_file
 from lookright.targets.teacher import TEACHERS
+from lookright.vlm.backends import ClipBundle, load_clip
+from lookright.vlm.cache import MaskCache, digest_array, digest_file
+from lookright.vlm.dense import PromptSet, dense_map
+from lookright.vlm.postprocess import affinity_refine, postprocess
 
 DIGITS = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
 
@@ -45,10 +49,12 @@ class VLMSettings(BaseModel):
     cache_dir: str | None = "~/.cache/lookright/masks"
     mode: Literal["cache", "on-the-fly"] = "cache"
 
-    def prompts(self):
-        from lookright.vlm.dense import PromptSet
-
+    def prompts(self) -> PromptSet:
         return PromptSet(self.foreground, list(self.background), self.background_template, list(self.class_names))
+
+    def load_clip(self) -> ClipBundle:
+        """The CLIP these settings name, from local files."""
+        return load_clip(self.backend, self.path, self.model_name, self.checkpoint, self.device)
 
     def model_identity(self) -> dict:
         """Backend, location and a digest of the weight files (so changed weights miss the cache)."""
@@ -69,23 +75,16 @@ class VLMSettings(BaseModel):
 
 class VLMTeacher:
     def __init__(self, settings: VLMSettings, labels: torch.Tensor | np.ndarray | None = None, clip=None) -> None:
-        from lookright.vlm.backends import load_clip
-
         self.settings = settings
         self.prompts = settings.prompts()
         self.labels = None if labels is None else torch.as_tensor(np.asarray(labels)).long()
-        self.clip = clip or load_clip(settings.backend, settings.path, settings.model_name, settings.checkpoint,
-                                      settings.device)
+        self.clip = clip or settings.load_clip()
 
     def raw_maps(self, images: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
-        from lookright.vlm.dense import dense_map
-
         x = images.float() / 255 if not torch.is_floating_point(images) else images
         return dense_map(self.settings.method, self.clip, x, self.prompts, labels, **self.settings.method_options)
 
     def __call__(self, images: torch.Tensor, indices: torch.Tensor) -> torch.Tensor:
-        from lookright.vlm.postprocess import affinity_refine, postprocess
-
         if images.dim() != 4:
             raise MaskError(f"the VLM teacher takes (B, C, H, W) images, got {tuple(images.shape)}")
         labels = None if self.labels is None else self.labels[indices.cpu()]

@@ -10,23 +10,28 @@
   SHA-256 of ``masks.bits``;
 * a hit is used only if ``meta.json`` parses, its key fields equal the requested ones (else the
   entry is *stale*), the file has the expected size and its digest matches (else *corrupt*); a
-  stale or corrupt entry is rebuilt, never used. Writes go to a temporary name and are renamed
-  into place, so an interrupted build leaves no entry.
+  stale or corrupt entry is rebuilt, never used. Both files are written under a unique temporary
+  name and renamed into place (:mod:`lookright.atomic`), the pair under an exclusive lock on
+  the entry (``.lock``; readers take a shared one), so an interrupted build leaves no entry and
+  processes that build one entry at once never collide: the last writer's entry stands, valid.
 """
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 
 from lookright.errors import DataError
+from lookright.atomic import write_atomic, write_json_atomic
 
-BITS, META = "masks.bits", "meta.json"
+BITS, META, LOCK = "masks.bits", "meta.json", ".lock"
 
 
 def digest_bytes(data: bytes) -> str:
@@ -84,22 +89,20 @@ class MaskCache:
     def store(self, folder: Path, fields: dict, masks: np.ndarray) -> None:
         if masks.ndim != 3:
             raise DataError(f"masks to cache must be (N, H, W), got {masks.shape}")
-        folder.mkdir(parents=True, exist_ok=True)
         packed = np.packbits(masks > 0, axis=-1)
-        tmp = folder / (BITS + ".tmp")
-        packed.tofile(tmp)
         meta = {"fields": json.loads(json.dumps(fields, sort_keys=True, default=str)), "shape": list(masks.shape),
-                "sha256": digest_file(tmp), "format": "np.packbits along W, uint8, C order"}
-        os.replace(tmp, folder / BITS)
-        tmp_meta = folder / (META + ".tmp")
-        tmp_meta.write_text(json.dumps(meta, indent=2))
-        os.replace(tmp_meta, folder / META)
+                "sha256": digest_bytes(packed.tobytes()), "format": "np.packbits along W, uint8, C order"}
+        folder.mkdir(parents=True, exist_ok=True)
+        with entry_lock(folder, fcntl.LOCK_EX):
+            write_atomic(folder / BITS, packed.tofile)
+            write_json_atomic(folder / META, meta)
 
     def get_or_build(self, fields: dict, shape: tuple[int, int, int], build: Callable[[], np.ndarray]) -> np.ndarray:
         folder = self.folder(fields)
-        self.last_status = self._check(folder, fields, shape)
-        if self.last_status == "hit":
-            return self.load(folder, shape)
+        with entry_lock(folder, fcntl.LOCK_SH):
+            self.last_status = self._check(folder, fields, shape)
+            if self.last_status == "hit":
+                return self.load(folder, shape)
         masks = np.asarray(build())
         if tuple(masks.shape) != tuple(shape):
             raise DataError(f"the mask builder returned {masks.shape}, expected {shape}")
@@ -110,3 +113,21 @@ class MaskCache:
 def packed_size(shape: tuple[int, int, int]) -> int:
     n, h, w = shape
     return n * h * ((w + 7) // 8)
+
+
+@contextmanager
+def entry_lock(folder: Path, mode: int) -> Iterator[None]:
+    """``flock`` on the entry's ``.lock`` (none while the entry's folder does not exist)."""
+    fd = None
+    if folder.is_dir():
+        try:
+            fd = os.open(folder / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError:  # a read-only cache: nobody writes it
+            pass
+    try:
+        if fd is not None:
+            fcntl.flock(fd, mode)
+        yield
+    finally:
+        if fd is not None:
+            os.close(fd)
