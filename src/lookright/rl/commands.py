@@ -55,11 +55,8 @@ def train_cmd(
     try:
         cfg = load_rl_config(config, list(overrides or []))
         specs = seed_specs(cfg, seeds, first_seed, run_dir)
-        if len(specs) == 1 and backend == "local" and address is None:
-            results = [execute(specs[0], progress=True, read_back=False)]
-        else:
-            results = run_all(execute, specs, f"{cfg.name}: {len(specs)} seeds", cfg.out_dir, backend, jobs, address,
-                              cpus_per_run, gpus_per_run)
+        results = run_all(execute, specs, f"{cfg.name}: {len(specs)} seeds", cfg.out_dir, backend, jobs, address,
+                          cpus_per_run, gpus_per_run, single=lambda s: execute(s, progress=True, read_back=False))
         done = succeeded(results)
         if done:
             console.print(_table(done))

@@ -33,19 +33,17 @@ def seed_specs(base: RLConfig, seeds: int, first_seed: int | None = None,
 
 def spec_config(spec: RunSpec) -> RLConfig:
     """The spec's config, with the runner's thread count."""
-    cfg = build_config(spec.config, spec.label, RLConfig)
-    if spec.threads:
-        cfg = cfg.model_copy(update={"agent": cfg.agent.model_copy(update={"threads": spec.threads})})
-    return cfg
+    return build_config(spec.resolved("agent.threads"), spec.label, RLConfig)
 
 
 def execute(spec: RunSpec, progress: bool = False, read_back: bool = True) -> dict:
     """Run one spec (module level, so worker processes and Ray can call it): a finished run is
     read back (``read_back=False``: refused, RunError), an interrupted or failed one trained
     again, a new one trained."""
-    folder = RunFolder(spec.run_dir)
-    state = folder.state()
-    if state == "finished" and read_back:
-        folder.check_fingerprint(spec.config, FINGERPRINT_IGNORES)
-        return folder.metrics()
-    return train_agent(spec_config(spec), spec.run_dir, progress, resume=state in ("interrupted", "failed"))
+    if not read_back:
+        state = RunFolder(spec.run_dir).state()
+        return train_agent(spec_config(spec), spec.run_dir, progress, resume=state in ("interrupted", "failed"))
+    metrics, resume = RunFolder(spec.run_dir).reuse(spec.config, FINGERPRINT_IGNORES)
+    if metrics is not None:
+        return metrics
+    return train_agent(spec_config(spec), spec.run_dir, progress, resume=resume)

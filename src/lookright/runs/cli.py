@@ -22,7 +22,8 @@ Address = Annotated[str | None, typer.Option(help="Ray cluster address HOST:PORT
 CpusPerRun = Annotated[float, typer.Option(min=0.1, help="Ray: CPUs per run (also its torch threads)")]
 GpusPerRun = Annotated[float, typer.Option(min=0.0, help="Ray: GPUs per run (fractions share a GPU)")]
 Reference = Annotated[str | None, typer.Option(help="run name the others are tested against, paired by seed")]
-Overrides = Annotated[list[str] | None, typer.Argument(help="key=value overrides, e.g. train.epochs=5")]
+Overrides = Annotated[list[str] | None, typer.Argument(help="key=value overrides of the config (dotted keys, "
+                                                             "YAML values), e.g. seed=3")]
 
 
 def fail(exc: Exception) -> None:
@@ -74,10 +75,14 @@ def emit(text: str, out: Path | None) -> None:
 
 def run_all(execute, specs: list, title: str, storage: str | Path, backend: str = "local", jobs: int = 1,
             address: str | None = None, cpus_per_run: float = 1.0, gpus_per_run: float = 0.0,
-            asha=None) -> list[dict]:
-    """Run sweep specs (see :func:`lookright.runs.runner.run_specs`) under one progress bar."""
+            asha=None, single=None) -> list[dict]:
+    """Run sweep specs (see :func:`lookright.runs.runner.run_specs`) under one progress bar;
+    ``single(spec)`` runs a lone spec on the local backend in this process (with its own bar)."""
     from lookright.runs.progress import progress_bar
     from lookright.runs.runner import run_specs
+
+    if single is not None and len(specs) == 1 and backend == "local" and address is None:
+        return [single(specs[0])]
 
     with progress_bar() as bar:
         task = bar.add_task(title, total=len(specs))

@@ -38,6 +38,10 @@ from lookright.errors import RunError
 from lookright.atomic import write_json_atomic, write_text_atomic
 
 RUN_JSON, CONFIG, METRICS, LOCK = "run.json", "config.yaml", "metrics.json", ".lock"
+#: how an interrupted run of each kind is continued
+CONTINUE = {"supervised": "`lookright train CONFIG --run-dir DIR --resume`, or run its sweep again",
+            "rl": "run `lookright rl train` again: the agent is trained anew in the same folder",
+            "reliability": "run `lookright vlm tune` / `vlm eval` again: the run restarts in the same folder"}
 
 
 def _drop(tree: dict, dotted: str) -> None:
@@ -157,6 +161,17 @@ class RunFolder:
             f"{self.path} holds a run of another config ({config_diff(old, fingerprint_tree(tree, ignore))}). "
             "Give this config another name (name=...), another --run-dir or out_dir, or delete the folder")
 
+    def reuse(self, tree: dict, ignore: tuple[str, ...]) -> tuple[dict | None, bool]:
+        """For a sweep: ``(metrics, False)`` for a finished run of this config (read back),
+        ``(None, True)`` for an interrupted or failed one (to resume), ``(None, False)`` for a new
+        one; a run of another config is a RunError."""
+        state = self.state()
+        if state != "new":
+            self.check_fingerprint(tree, ignore)
+        if state == "finished":
+            return self.metrics(), False
+        return None, state in ("interrupted", "failed")
+
     # ---- writing -------------------------------------------------------------------------
     def open(self, kind: str, tree: dict, config_text: str, ignore: tuple[str, ...] = (),
              resume: bool = False) -> str:
@@ -199,8 +214,7 @@ class RunFolder:
         state = self.state()
         if state != "finished":
             hint = {"new": "it holds no run", "running": "it is still training",
-                    "interrupted": "its training was interrupted: continue it with `lookright train CONFIG "
-                                   f"--run-dir {self.path} --resume` first",
+                    "interrupted": f"its training was interrupted: continue it first ({CONTINUE.get(self._kind(), '')})",
                     "failed": f"its training failed ({(self.info() or {}).get('error', '?')})"}[state]
             raise RunError(f"cannot {what} {self.path}: {hint}")
         self._lock()
@@ -210,6 +224,9 @@ class RunFolder:
             write_json_atomic(self.path / METRICS, metrics)
         finally:
             self.release()
+
+    def _kind(self) -> str:
+        return (self.info() or {}).get("kind", "")
 
     def _holder(self) -> str:
         info = self.info() or {}

@@ -35,6 +35,19 @@ class RunSpec:
     threads: int | None = None  # set by the runner: threads of the process that runs it
     extra: dict = field(default_factory=dict)
 
+    def resolved(self, threads_key: str) -> dict:
+        """The config tree with the runner's thread count at ``threads_key`` (e.g. ``train.threads``)."""
+        if not self.threads:
+            return self.config
+        *parents, leaf = threads_key.split(".")
+        tree = dict(self.config)
+        node = tree
+        for key in parents:
+            node[key] = dict(node.get(key) or {})
+            node = node[key]
+        node[leaf] = self.threads
+        return tree
+
 
 def expand_grid(grid: list[str]) -> list[list[tuple[str, object]]]:
     """``["a=1,2", "b=x"]`` -> ``[[("a", 1), ("b", "x")], [("a", 2), ("b", "x")]]``; a key or a value

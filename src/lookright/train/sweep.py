@@ -45,12 +45,8 @@ def execute(spec: RunSpec, progress: bool = False, on_epoch=None) -> dict:
     read back, an interrupted or failed one resumed, a new one trained."""
     from lookright.train.trainer import train
 
-    cfg = build_config(spec.config, spec.label)
-    if spec.threads:
-        cfg = cfg.model_copy(update={"train": cfg.train.model_copy(update={"threads": spec.threads})})
-    folder = RunFolder(spec.run_dir)
-    state = folder.state()
-    if state == "finished":
-        folder.check_fingerprint(spec.config, FINGERPRINT_IGNORES)
-        return folder.metrics()
-    return train(cfg, spec.run_dir, resume=state in ("interrupted", "failed"), progress=progress, on_epoch=on_epoch)
+    cfg = build_config(spec.resolved("train.threads"), spec.label)
+    metrics, resume = RunFolder(spec.run_dir).reuse(spec.config, FINGERPRINT_IGNORES)
+    if metrics is not None:
+        return metrics
+    return train(cfg, spec.run_dir, resume=resume, progress=progress, on_epoch=on_epoch)

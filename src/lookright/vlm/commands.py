@@ -70,8 +70,8 @@ def _reliability(config: Path | None, overrides: list[str] | None, seeds: int, f
                  run: Path | None = None) -> None:
     """Shared body of ``vlm eval`` and ``vlm tune``: finished runs are read back, never overwritten;
     ``--run`` results go to ``RUN/eval/seed<k>/``."""
-    from lookright.runs.progress import progress_bar
-    from lookright.runs.runner import raise_failures, run_specs
+    from lookright.runs.cli import run_all, succeeded
+    from lookright.runs.runner import raise_failures
     from lookright.vlm.reliability.config import load_reliability_config
     from lookright.vlm.reliability.sweep import execute, reliability_specs
 
@@ -84,16 +84,9 @@ def _reliability(config: Path | None, overrides: list[str] | None, seeds: int, f
             raise LookrightError("--run evaluates one tuned model: drop --seeds, or pass seed=K for another test split")
         alone = seeds == 1 and backend == "local"  # one run in this process, with its own progress bar
         specs = reliability_specs(cfg, seeds, first_seed, run, progress=alone)
-        if alone:
-            results = [execute(specs[0])]
-        elif backend == "ray":  # Ray Tune pickles its callbacks, and a progress bar holds a lock
-            results = run_specs(execute, specs, backend, jobs, None, address, cpus_per_run, gpus_per_run, cfg.out_dir)
-        else:
-            with progress_bar() as bar:
-                task = bar.add_task(f"{cfg.name}: {len(specs)} seeds", total=len(specs))
-                results = run_specs(execute, specs, backend, jobs, lambda _m: bar.advance(task), address,
-                                    cpus_per_run, gpus_per_run, cfg.out_dir)
-        done = [r for r in results if "error" not in r]
+        results = run_all(execute, specs, f"{cfg.name}: {len(specs)} seeds", cfg.out_dir, backend, jobs, address,
+                          cpus_per_run, gpus_per_run, single=execute)
+        done = succeeded(results)
         if done:
             console.print(_reliability_table(done))
         raise_failures(results)

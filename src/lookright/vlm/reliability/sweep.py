@@ -11,7 +11,7 @@ from pathlib import Path
 
 from lookright.runs.config import config_tree
 from lookright.runs.folder import RunFolder
-from lookright.runs.runner import RunSpec, check_unique, seed_range
+from lookright.runs.runner import RunSpec, check_folders, seed_range
 from lookright.vlm.reliability.config import FINGERPRINT_IGNORES, ReliabilityConfig, build_reliability_config
 from lookright.vlm.reliability.run import default_run_dir, run_reliability, source_config
 
@@ -27,24 +27,15 @@ def reliability_specs(cfg: ReliabilityConfig, seeds: int, first_seed: int | None
         extra = {"from_run": None if from_run is None else str(from_run), "progress": progress}
         specs.append(RunSpec(config_tree(one), str(default_run_dir(one, from_run)), f"{cfg.name} seed {seed}",
                              extra=extra))
-    check_unique(specs)
-    for spec in specs:  # refuse them all before anything runs
-        folder = RunFolder(spec.run_dir)
-        if folder.state() != "new":
-            folder.check_fingerprint(spec.config, FINGERPRINT_IGNORES)
-    return specs
+    return check_folders(specs, FINGERPRINT_IGNORES)
 
 
 def execute(spec: RunSpec) -> dict:
     """Run one spec (module level, so worker processes and Ray can call it): a finished run is
     read back, an interrupted or failed one restarted in place, a new one run."""
-    cfg = build_reliability_config(spec.config, spec.label)
-    if spec.threads:
-        cfg = cfg.model_copy(update={"model": cfg.model.model_copy(update={"threads": spec.threads})})
-    folder = RunFolder(spec.run_dir)
-    state = folder.state()
-    if state == "finished":
-        folder.check_fingerprint(spec.config, FINGERPRINT_IGNORES)
-        return folder.metrics()
+    cfg = build_reliability_config(spec.resolved("model.threads"), spec.label)
+    metrics, resume = RunFolder(spec.run_dir).reuse(spec.config, FINGERPRINT_IGNORES)
+    if metrics is not None:
+        return metrics
     return run_reliability(cfg, spec.extra.get("progress", False), spec.run_dir, spec.extra.get("from_run"),
-                           resume=state in ("interrupted", "failed"))
+                           resume=resume)
