@@ -72,6 +72,8 @@ def test_resume_with_another_config_is_refused(tmp_path):
     assert result.exit_code == 2
     assert "another config" in result.output and "seed: 0 -> 4" in result.output
     assert "data.name: 'decoymnist-cdep' -> 'colormnist'" in result.output
+    result = cli("train", CONFIG, *TINY, "train.epochs=3", "model.name=cdep-decoymnist", "--run-dir", folder, "--resume")
+    assert result.exit_code == 2 and "model.name: 'lenet' -> 'cdep-decoymnist'" in result.output  # another architecture
     assert (folder / "config.yaml").read_text() == before and not (folder / "metrics.json").exists()
 
 

@@ -25,7 +25,7 @@ from lookright.metrics.localisation import energy_pointing_game
 from lookright.runs.progress import progress_bar
 from lookright.train.config import RunConfig
 from lookright.train.trainer import load_splits
-from lookright.atomic import write_file_atomic, write_json_atomic
+from lookright.atomic import write_json_atomic
 from lookright.vlm.figures import teacher_figure
 from lookright.vlm.teacher import VLMTeacher, split_masks
 
@@ -107,8 +107,7 @@ def evaluate_teacher(cfg: RunConfig, methods: list[str], max_images: int = 2000,
         out_dir = Path(out_dir)
         write_json_atomic(out_dir / "mask_quality.json", report)
         title = f"{cfg.data.name}: pseudo-masks from {Path(v.path or v.model_name or '').name}"
-        write_file_atomic(out_dir / "pseudo_masks.png", lambda f: teacher_figure(
-            test.x[:figure_images], test.mask[:figure_images], examples, f, title))
+        teacher_figure(test.x[:figure_images], test.mask[:figure_images], examples, out_dir / "pseudo_masks.png", title)
     return report
 
 

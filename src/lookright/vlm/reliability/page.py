@@ -9,7 +9,7 @@ import math
 from pathlib import Path
 
 from lookright.report.page import CSS, _html_table
-from lookright.atomic import write_file_atomic, write_json_atomic, write_text_atomic
+from lookright.atomic import write_json_atomic, write_text_atomic
 from lookright.vlm.reliability.figures import pareto_figure
 from lookright.vlm.reliability.summary import PROTOCOLS, attention_rows, protocol_rows
 
@@ -58,5 +58,5 @@ def write_beside(table: dict, runs: dict, folder: Path, reference: str) -> None:
     write_json_atomic(folder / "summary.json", table)
     for protocol in PROTOCOLS:
         points = pareto_points(table[protocol])
-        write_file_atomic(folder / f"pareto_{protocol}.png", lambda f, p=points, pr=protocol: pareto_figure(p, f, pr))
+        pareto_figure(points, folder / f"pareto_{protocol}.png", protocol)
     write_text_atomic(folder / "index.html", page(table, runs, folder, reference))

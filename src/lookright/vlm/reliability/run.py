@@ -211,12 +211,12 @@ def _run(cfg: ReliabilityConfig, run_dir: Path, clip: ClipBundle, tuned: Tuned |
                       lambda f: np.savez_compressed(f, **flat_predictions(raw, test.attributes)))
     if cfg.figures:
         before_maps = None if baseline_alignment is None else baseline_alignment["maps"]
-        write_file_atomic(run_dir / "figures" / "attention.png", lambda f: attention_figure(
-            test, alignment["maps"], before_maps, f, f"{cfg.name}, seed {cfg.seed}"))
+        attention_figure(test, alignment["maps"], before_maps, run_dir / "figures" / "attention.png",
+                         f"{cfg.name}, seed {cfg.seed}")
         if before is not None:
             names = test.vocabulary("shape") if "shape" in test.attributes else test.vocabulary(test.attributes[0])
             after = embeddings_for_tsne(encoder, test)
-            write_file_atomic(run_dir / "figures" / "tsne.png", lambda f: tsne_figure(before, after, names, f, cfg.seed))
+            tsne_figure(before, after, names, run_dir / "figures" / "tsne.png", cfg.seed)
     return {
         "name": cfg.name, "seed": cfg.seed, "method": method, "model": clip.name,
         "trainable_parameters": tuned.trainable, "history": tuned.history, "results": summary,
