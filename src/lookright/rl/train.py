@@ -21,7 +21,7 @@ from stable_baselines3.common.env_util import make_vec_env
 from lookright.errors import ConfigError
 from lookright.rl.config import RLConfig
 from lookright.rl.wrappers import make_env
-from lookright.atomic import write_atomic
+from lookright.atomic import write_file_atomic
 from lookright.runs.config import config_tree, dump_config
 from lookright.runs.folder import RunFolder
 from lookright.runs.progress import progress_bar
@@ -100,13 +100,8 @@ def train_agent(cfg: RLConfig, run_dir: str | Path, progress: bool = True, resum
         model = build_model(cfg, env, device)
         folder = RunFolder(run_dir)
         folder.open(KIND, config_tree(cfg), dump_config(cfg), FINGERPRINT_IGNORES, resume=resume)
-        try:
+        with folder.guard():
             return _train(cfg, model, folder, progress, started)
-        except BaseException as exc:
-            folder.fail(exc)
-            raise
-        finally:
-            folder.release()
     finally:
         env.close()
 
@@ -129,8 +124,4 @@ def _train(cfg: RLConfig, model, folder: RunFolder, progress: bool, started: flo
 
 def save_model(model, path: Path) -> Path:
     """``model.save`` onto ``path`` atomically (a unique temporary file beside it, then a rename)."""
-    def write(tmp: str) -> None:
-        with open(tmp, "wb") as f:
-            model.save(f)
-
-    return write_atomic(path, write)
+    return write_file_atomic(path, model.save)

@@ -273,6 +273,20 @@ class RunFolder:
         self._update(status="failed", failed_at=now(), error=f"{type(error).__name__}: {error}")
         self.release()
 
+    @contextmanager
+    def guard(self):
+        """Around a run's work after :meth:`open`: an error is recorded (:meth:`fail`); Ctrl-C or a
+        scheduler's stop leaves the run interrupted (resumable); the lock is always released."""
+        try:
+            yield self
+        except (KeyboardInterrupt, SystemExit):
+            raise
+        except BaseException as exc:
+            self.fail(exc)
+            raise
+        finally:
+            self.release()
+
     def _has_outputs(self) -> bool:
         return any(p.name not in (RUN_JSON, CONFIG, LOCK) for p in self.path.iterdir())
 

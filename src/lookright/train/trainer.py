@@ -243,15 +243,8 @@ def train(
     if resume and folder.state() == "new":
         raise RunError(f"{run_dir} holds no run to resume; start it without --resume")
     found = folder.open("supervised", config_tree(cfg), dump_config(cfg), FINGERPRINT_IGNORES, resume=resume)
-    try:
+    with folder.guard():
         return _train(cfg, folder, found, progress, stop_after_epoch, device, started, on_epoch)
-    except (KeyboardInterrupt, SystemExit):
-        raise  # stopped from outside (Ctrl-C, a scheduler): the run stays interrupted, resumable
-    except BaseException as exc:
-        folder.fail(exc)
-        raise
-    finally:
-        folder.release()
 
 
 def _train(cfg: RunConfig, folder: RunFolder, found: str, progress: bool, stop_after_epoch: int | None,

@@ -172,7 +172,7 @@ def run_reliability(cfg: ReliabilityConfig, progress: bool = True, run_dir: str 
         raise RunError(f"{folder.path} holds no run to resume; start it without resume")
     folder.open(KIND if from_run is None else EVAL_KIND, config_tree(cfg), dump_config(cfg), FINGERPRINT_IGNORES,
                 resume=resume)
-    try:
+    with folder.guard():
         if from_run is None:
             clip = load_model(cfg, device)
             tuned, method = None, cfg.tune.method
@@ -182,11 +182,6 @@ def run_reliability(cfg: ReliabilityConfig, progress: bool = True, run_dir: str 
         metrics = _run(cfg, folder.path, clip, tuned, method, progress)
         metrics.update(from_run=None if from_run is None else str(from_run), wall_time_s=time.perf_counter() - start)
         return folder.finish(metrics, provenance(clip.device, PACKAGES))
-    except BaseException as exc:
-        folder.fail(exc)
-        raise
-    finally:
-        folder.release()
 
 
 def _run(cfg: ReliabilityConfig, run_dir: Path, clip: ClipBundle, tuned: Tuned | None, method: str,
