@@ -405,3 +405,21 @@ def test_status_lists_states_and_errors(tmp_path):
     assert "1 finished, 1 interrupted, 1 failed, 1 damaged" in result.output
     assert "TrainingDiverged" in result.output and str(tmp_path / "b") not in result.output
     assert str(tmp_path / "b") in cli("status", tmp_path, "--all").output
+
+
+def test_tensorboard_mirrors_every_epoch(tmp_path):
+    pytest.importorskip("tensorboard")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    folder = tiny_run(tmp_path, "train.epochs=3", "log.images_every=2", "log.images=2")
+    events = EventAccumulator(str(folder / "tensorboard"), size_guidance={"images": 0})
+    events.Reload()
+    assert [e.step for e in events.Scalars("val/acc")] == [1, 2, 3]
+    metrics = json.loads((folder / "metrics.json").read_text())
+    assert [e.value for e in events.Scalars("shifted_test/acc")] == pytest.approx(
+        [h["test_acc"] for h in metrics["history"]])
+    assert [e.step for e in events.Images("attention/shifted_test")] == [2, 3]
+    quiet = tiny_run(tmp_path / "q", "log.backends=[]")
+    assert not (quiet / "tensorboard").exists()
+    result = cli("train", CONFIG, *TINY, "log.backends=[neptune]", "--run-dir", tmp_path / "n")
+    assert result.exit_code == 2 and "log.backends" in result.output

@@ -52,9 +52,19 @@ def _display_image(x: torch.Tensor) -> torch.Tensor:
     return img.permute(1, 2, 0).cpu().numpy()
 
 
+def figure_pixels(fig: Figure) -> np.ndarray:
+    """The figure rendered to an (H, W, 3) uint8 array (for loggers), without pyplot."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    canvas = FigureCanvasAgg(fig)
+    canvas.draw()
+    return np.asarray(canvas.buffer_rgba())[..., :3].copy()
+
+
 @torch.no_grad()
-def attention_grid_figure(model, data, extractor, pipeline, path: Path, n: int, title: str) -> None:
-    """Rows: image, attention overlay (true class), alignment target (or GT mask)."""
+def attention_grid_figure(model, data, extractor, pipeline, path: Path | None, n: int, title: str) -> Figure:
+    """Rows: image, attention overlay (true class), alignment target (or GT mask); saved at
+    ``path`` when given, and returned."""
     n = min(n, len(data.y))
     was_training = model.training
     model.eval()
@@ -83,7 +93,9 @@ def attention_grid_figure(model, data, extractor, pipeline, path: Path, n: int, 
     axes[2, 0].set_ylabel("target" if data.target is not None else "GT mask")
     fig.suptitle(title)
     fig.tight_layout()
-    save_figure(fig, path)
+    if path is not None:
+        save_figure(fig, path)
+    return fig
 
 
 def save_run_figures(run_dir: Path, model, test_data, extractor, pipeline, metrics: dict, n: int) -> list[Path]:

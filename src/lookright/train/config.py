@@ -119,6 +119,15 @@ class EvalConfig(Strict):
         return check_fractions(v, include_one=True)
 
 
+class LogConfig(Strict):
+    """Dashboards that mirror the run folder (``lookright.runs.loggers``)."""
+
+    backends: list[Literal["tensorboard", "wandb", "mlflow"]] = Field(
+        default_factory=lambda: ["tensorboard"], description="tensorboard writes RUN_DIR/tensorboard; [] for none")
+    images_every: int = Field(5, ge=0, description="attention overlays every N epochs and at the last (0: never)")
+    images: int = Field(8, ge=1, description="shifted test images in each overlay")
+
+
 class RunConfig(RunConfigBase):
     data: DataConfig = Field(default_factory=DataConfig)
     model: ModelConfig = Field(default_factory=ModelConfig)
@@ -130,6 +139,7 @@ class RunConfig(RunConfigBase):
     scheduler: SchedulerConfig = Field(default_factory=SchedulerConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
     eval: EvalConfig = Field(default_factory=EvalConfig)
+    log: LogConfig = Field(default_factory=LogConfig)
 
     @model_validator(mode="after")
     def _consistent(self) -> RunConfig:
@@ -141,7 +151,7 @@ class RunConfig(RunConfigBase):
 
 
 #: keys that do not change what a run trains: left out of its fingerprint (see lookright.runs.folder)
-FINGERPRINT_IGNORES = ("out_dir", "train.threads", "train.device", "train.eval_batch_size", "data.data_dir")
+FINGERPRINT_IGNORES = ("out_dir", "train.threads", "train.device", "train.eval_batch_size", "data.data_dir", "log")
 
 
 def load_config(path: str | Path | None = None, overrides: list[str] | None = None, schema=None) -> RunConfig:

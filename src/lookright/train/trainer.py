@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 import time
+from contextlib import closing
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -34,11 +35,12 @@ from lookright.losses import Alignment, AlignmentLoss, create_loss
 from lookright.metrics import MetricAccumulator, accuracy, energy_pointing_game, predict
 from lookright.metrics.counterfactual import counterfactual_scores
 from lookright.models import create_model
-from lookright.report.figures import save_run_figures
+from lookright.report.figures import attention_grid_figure, figure_pixels, save_run_figures
 from lookright.targets import TEACHERS, MaskPipeline, build_targets
 from lookright.atomic import save_torch_atomic
 from lookright.runs.config import config_tree, dump_config
 from lookright.runs.folder import RunFolder
+from lookright.runs.loggers import Loggers
 from lookright.runs.progress import progress_bar
 from lookright.runs.provenance import provenance, resolve_device, set_threads
 from lookright.train.checkpoint import load_checkpoint, load_weights
@@ -291,7 +293,8 @@ def _train(cfg: RunConfig, folder: RunFolder, found: str, progress: bool, stop_a
     bs = cfg.train.batch_size
     steps = (n + bs - 1) // bs
     model.train()
-    with progress_bar(enabled=progress) as bar:
+    loggers = Loggers(cfg.log.backends, run_dir, cfg.name, config_tree(cfg), start_epoch)
+    with progress_bar(enabled=progress) as bar, closing(loggers):
         task = bar.add_task(cfg.name, total=(epochs - start_epoch) * steps)
         for epoch in range(start_epoch, epochs):
             if attn_epochs and epoch == attn_epochs:
@@ -344,6 +347,7 @@ def _train(cfg: RunConfig, folder: RunFolder, found: str, progress: bool, stop_a
                 "test_acc": test_acc,
             }
             history.append(record)
+            log_epoch(loggers, cfg, record, model, te, eval_extractor, pipeline)
             score = selection_score(cfg, epoch, val)
             if score is not None and (best["score"] is None or score > best["score"]):
                 best = {"score": score, "epoch": epoch}
@@ -410,6 +414,25 @@ def method_name(cfg: RunConfig) -> str:
     if cfg.augment.counterfactual > 0:
         name = "counterfactual" if name == "vanilla" else f"{name}+counterfactual"
     return name
+
+
+#: epoch-record key -> logger tag
+LOGGED = {"train_ce": "train/ce", "train_align": "train/align", "val_acc": "val/acc", "val_loss": "val/loss",
+          "val_align": "val/align", "val_cf_acc": "val/counterfactual_acc", "test_acc": "shifted_test/acc",
+          "lambda": "schedule/lambda", "lr": "schedule/lr"}
+
+
+def log_epoch(loggers: Loggers, cfg: RunConfig, record: dict, model, te: Tensors, extractor, pipeline) -> None:
+    """Mirror an epoch to the loggers: its scalars, and every ``log.images_every`` epochs (and at the
+    last) the attention overlays of the first shifted test images."""
+    if not loggers.loggers:
+        return
+    step = record["epoch"] + 1
+    loggers.log_scalars(step, {tag: record.get(key) for key, tag in LOGGED.items()})
+    every = cfg.log.images_every
+    if every and (step % every == 0 or step == cfg.train.epochs):
+        fig = attention_grid_figure(model, te, extractor, pipeline, None, cfg.log.images, f"{cfg.name}, epoch {step}")
+        loggers.log_image("attention/shifted_test", step, figure_pixels(fig))
 
 
 def diverged(cfg: RunConfig, epoch: int, step: int, ce, align, lam: float) -> TrainingDiverged:
