@@ -423,3 +423,35 @@ def test_tensorboard_mirrors_every_epoch(tmp_path):
     assert not (quiet / "tensorboard").exists()
     result = cli("train", CONFIG, *TINY, "log.backends=[neptune]", "--run-dir", tmp_path / "n")
     assert result.exit_code == 2 and "log.backends" in result.output
+
+
+def test_export_formats_reproduce_the_model(tmp_path):
+    from lookright.train.export import load_exported
+
+    folder = tiny_run(tmp_path)
+    run = __import__("lookright").load_run(folder)
+    x = run.model.input_spec.prepare(torch.randint(0, 255, (4, 3, 28, 28), dtype=torch.uint8))
+    with torch.no_grad():
+        expected = run.model(x)
+    result = cli("export", folder)
+    assert result.exit_code == 0, result.output
+    with torch.no_grad():
+        assert torch.allclose(load_exported(folder / "export" / "model.safetensors")(x), expected, atol=1e-6)
+    assert cli("export", folder).exit_code == 2  # nothing is overwritten
+    assert cli("export", folder, "--format", "torchscript").exit_code == 0
+    scripted = torch.jit.load(str(folder / "export" / "model.pt"))
+    assert torch.allclose(scripted(x), expected, atol=1e-6)
+    result = cli("export", folder, "--format", "onnx")
+    import importlib.util
+
+    if not (importlib.util.find_spec("onnx") and importlib.util.find_spec("onnxscript")):
+        assert result.exit_code == 2 and "pip install 'lookright[onnx]'" in result.output
+        return
+    assert result.exit_code == 0, result.output
+    if importlib.util.find_spec("onnxruntime"):
+        import onnxruntime
+
+        session = onnxruntime.InferenceSession(str(folder / "export" / "model.onnx"))
+        (logits,) = session.run(None, {"x": x.numpy()})
+        assert torch.allclose(torch.from_numpy(logits), expected, atol=1e-4)
+    assert cli("export", folder, "--format", "pickle").exit_code == 2

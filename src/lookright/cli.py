@@ -286,6 +286,23 @@ def demo(
         console.print(f"{cfg.name}: {folder}/metrics.json, figures in {folder}/figures/")
 
 
+@app.command("export")
+def export_cmd(
+    run_dir: Annotated[Path, typer.Argument(help="a finished supervised run folder")],
+    format: Annotated[str, typer.Option("--format", help="safetensors | torchscript | onnx")] = "safetensors",
+    out: Annotated[Path | None, typer.Option(help="output file (default RUN_DIR/export/model.EXT)")] = None,
+    force: Annotated[bool, typer.Option("--force", help="replace an existing output file")] = False,
+) -> None:
+    """Export a run's selected model (safetensors + lookright.json, TorchScript or ONNX)."""
+    from lookright.train.export import export_run
+
+    try:
+        path = export_run(run_dir, format, out, force)
+    except LookrightError as exc:
+        fail(exc)
+    console.print(f"wrote {path} (model description: {path.with_name(path.stem + '.lookright.json')})")
+
+
 @data_app.command("export")
 def data_export(
     name: Annotated[str, typer.Argument(help="colormnist | decoymnist-cdep | decoymnist-rrr")],
