@@ -43,12 +43,13 @@ def assemble(t: Table, d, seed: int, what: str) -> tuple[Split, Split, Split, li
 
 
 def carve(rows: np.ndarray, labels: np.ndarray, fraction: float, seed: int, stream: str) -> tuple[np.ndarray, np.ndarray]:
-    """Per class, a seeded ``fraction`` of ``rows`` (at least one image of each class stays)."""
+    """Per class, a seeded ``fraction`` of ``rows``, rounded, at least one image of each class with
+    two or more, and never a class's last image."""
     rng = np.random.default_rng([seed, STREAMS[stream]])
     taken = []
     for c in np.unique(labels[rows]):
         members = rows[labels[rows] == c]
-        k = min(int(round(len(members) * fraction)), len(members) - 1)
+        k = min(max(int(round(len(members) * fraction)), 1), len(members) - 1)
         taken.append(rng.permutation(members)[:k])
     out = np.sort(np.concatenate(taken)) if taken else rows[:0]
     return np.setdiff1d(rows, out), out
@@ -73,10 +74,10 @@ def check_labels(t: Table, idx: dict, classes: list[str], what: str) -> None:
     problems = Problems(what)
     known = set(classes)
     for name, rows in idx.items():
-        for i in rows:
-            if t.labels[i] not in known:
-                problems.add(f"{t.where[i]}: label {t.labels[i]!r} is not in data.classes {classes}")
-    in_train = set(t.labels[idx["train"]].tolist())
+        for i, label in zip(rows, t.labels[rows].tolist()):
+            if label not in known:
+                problems.add(f"{t.where[i]}: label {label!r} is not in data.classes {classes}")
+    in_train = set(t.labels[idx["train"]].tolist())  # tolist: str, not np.str_, in messages
     for name in ("val", "test"):
         for c in sorted(set(t.labels[idx[name]].tolist()) - in_train):
             first = t.where[idx[name][t.labels[idx[name]] == c][0]]
