@@ -325,10 +325,10 @@ def test_docs_user_data_commands_run(tmp_path, monkeypatch):
     for argv in commands:
         if argv[0] == "train":
             argv = [str(ROOT / argv[1]), *argv[2:]]
-            argv = ["train", *argv, "data.max_train=40", "data.max_test=20", "train.epochs=1", "eval.figure_images=1",
-                    f"out_dir={tmp_path / 'runs'}"]
+            argv = ["train", *argv, "data.max_train=24", "data.max_test=12", "data.image_size=32",
+                    "model.options.image_size=32", "train.epochs=1", "eval.figure_images=1", f"out_dir={tmp_path / 'runs'}"]
         elif argv[:2] == ["data", "example"]:
-            argv = [*argv, "--n", "80", "--size", "48"]
+            argv = [*argv, "--n", "60", "--size", "40"]
         result = runner.invoke(app, argv)
         assert result.exit_code == 0, (argv, result.output)
     assert len(list((tmp_path / "runs").rglob("metrics.json"))) == 2
