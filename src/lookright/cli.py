@@ -14,7 +14,7 @@ from lookright.runs.cli import console, emit, fail
 
 app = typer.Typer(help="Make vision models look at the right thing, and measure whether they do.",
                   no_args_is_help=True, pretty_exceptions_enable=False)
-data_app = typer.Typer(help="Benchmarks: export generated data.", no_args_is_help=True)
+data_app = typer.Typer(help="Benchmarks and user datasets: export, example.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
 
 
@@ -320,6 +320,24 @@ def data_export(
     except LookrightError as exc:
         fail(exc)
     console.print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB)")
+
+
+@data_app.command("example")
+def data_example(
+    out: Annotated[Path, typer.Option(help="output folder (images/, masks/, shortcuts/, manifest.csv)")],
+    n: Annotated[int, typer.Option(help="number of images")] = 600,
+    size: Annotated[int, typer.Option(help="image side in pixels")] = 96,
+    seed: int = 0,
+    force: Annotated[bool, typer.Option("--force", help="replace an existing dataset in OUT")] = False,
+) -> None:
+    """Write a shapes dataset with masks and a corner-patch shortcut in the manifest format."""
+    from lookright.data.example import write_example
+
+    try:
+        path = write_example(out, n=n, size=size, seed=seed, force=force)
+    except LookrightError as exc:
+        fail(exc)
+    console.print(f"wrote {path} ({n} images, {size} px); train on it with data.name=manifest data.path={path}")
 
 
 @data_app.command("list")

@@ -13,14 +13,34 @@ from lookright.vlm.teacher import VLMSettings
 
 
 class DataConfig(Strict):
-    name: str = "colormnist"
+    """A benchmark by name, or a user dataset: ``manifest`` (CSV), ``folder`` (image folders), ``npz``."""
+
+    name: str = Field("colormnist", description="benchmark name, or manifest | folder | npz (docs/user-data.md)")
     data_dir: str | None = None
     embedded: bool = False
-    max_train: int | None = Field(None, ge=10, description="use only the first N training digits")
+    max_train: int | None = Field(None, ge=10, description="use only N training images (benchmarks: the first N; "
+                                                           "user data: a seeded random N)")
     max_test: int | None = Field(None, ge=10)
-    val_fraction: float = Field(0.16, gt=0.0, lt=1.0)
+    val_fraction: float = Field(0.16, gt=0.0, lt=1.0, description="share of train carved as validation when there is none")
     val_mode: Literal["in-distribution", "cdep"] = "in-distribution"
     mask_threshold: int = Field(0, ge=0, le=254, description="digit mask = grey > t (Learning to Look's code: 10)")
+    path: str | None = Field(None, description="manifest: the CSV (image,label[,split,mask,shortcut,box]); "
+                                               "npz: the .npz of `lookright data export`")
+    root: str | None = Field(None, description="folder: ROOT with ROOT/SPLIT/CLASS/IMAGE and ROOT/masks/SPLIT/CLASS/STEM.png")
+    image_size: int = Field(64, ge=8, le=1024, description="user data: every image and mask is resized to this square "
+                                                           "size (bilinear / nearest)")
+    classes: list[str | int] | None = Field(None, description="user data: the label order (default: the train "
+                                                               "labels, sorted); y is the index in it")
+    test_fraction: float = Field(0.2, gt=0.0, lt=1.0, description="user data: share of train carved as test "
+                                                                  "when there is no test split")
+
+    @model_validator(mode="after")
+    def _location(self) -> DataConfig:
+        if self.name in ("manifest", "npz") and not self.path:
+            raise ValueError(f"data.name {self.name!r} needs data.path (the {'CSV' if self.name == 'manifest' else '.npz'} file)")
+        if self.name == "folder" and not self.root:
+            raise ValueError("data.name 'folder' needs data.root (ROOT/train/CLASS/IMAGE)")
+        return self
 
 
 class ModelConfig(Strict):

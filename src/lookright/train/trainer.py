@@ -30,6 +30,7 @@ from lookright.attention import Extractor, create_extractor_from
 from lookright.data import create_benchmark, load_embedded, load_mnist, split_validation
 from lookright.data.benchmark import Split
 from lookright.data.counterfactual import counterfactual, input_masks
+from lookright.data.sources import USER_SOURCES, load_user_splits
 from lookright.errors import ConfigError, RunError, TrainingDiverged
 from lookright.losses import Alignment, AlignmentLoss, create_loss
 from lookright.metrics import MetricAccumulator, accuracy, energy_pointing_game, predict
@@ -72,8 +73,16 @@ class Tensors:
 
 
 def load_splits(cfg: RunConfig) -> tuple[Split, Split, Split, str]:
-    """Generate the benchmark and carve train / validation / test (shifted) splits."""
+    """Load a user dataset (manifest, folder, npz) or generate the benchmark; carve train /
+    validation / test (shifted) splits."""
     d = cfg.data
+    if d.name in USER_SOURCES:
+        train, val, test, source = load_user_splits(d, cfg.seed)
+        n_classes, wanted = int(train.y.max()) + 1, cfg.model.options.get("num_classes", 10)
+        if n_classes > wanted:
+            raise ConfigError(f"{source}: {n_classes} classes but the model has {wanted} outputs; "
+                              f"set model.options.num_classes: {n_classes}")
+        return train, val, test, source
     mnist = load_embedded() if d.embedded else load_mnist(d.data_dir)
     bench = create_benchmark(d.name, seed=cfg.seed, mnist=mnist, mask_threshold=d.mask_threshold)
     train, test = bench.train, bench.test
