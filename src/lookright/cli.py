@@ -9,7 +9,7 @@ import typer
 from rich.table import Table
 
 from lookright.errors import LookrightError
-from lookright.runs.cli import Address, Backend, CpusPerRun, FirstSeed, GpusPerRun, Jobs, Overrides, Seeds
+from lookright.runs.cli import Address, Backend, CpusPerRun, FirstSeed, Force, GpusPerRun, Jobs, Overrides, Seeds
 from lookright.runs.cli import console, emit, fail
 
 app = typer.Typer(help="Make vision models look at the right thing, and measure whether they do.",
@@ -291,7 +291,7 @@ def export_cmd(
     run_dir: Annotated[Path, typer.Argument(help="a finished supervised run folder")],
     format: Annotated[str, typer.Option("--format", help="safetensors | torchscript | onnx")] = "safetensors",
     out: Annotated[Path | None, typer.Option(help="output file (default RUN_DIR/export/model.EXT)")] = None,
-    force: Annotated[bool, typer.Option("--force", help="replace an existing output file")] = False,
+    force: Force = False,
 ) -> None:
     """Export a run's selected model (safetensors + lookright.json, TorchScript or ONNX)."""
     from lookright.train.export import export_run
@@ -310,7 +310,7 @@ def data_export(
     data_dir: DataDir = None,
     seed: int = 0,
     embedded: Annotated[bool, typer.Option(help="use the embedded subset instead of full MNIST")] = False,
-    force: Annotated[bool, typer.Option("--force", help="replace an existing output file")] = False,
+    force: Force = False,
 ) -> None:
     """Write a benchmark as generated (uint8, channel-first, MNIST order) to an .npz."""
     from lookright.data.export import export_benchmark
@@ -328,7 +328,7 @@ def data_example(
     n: Annotated[int, typer.Option(help="number of images")] = 600,
     size: Annotated[int, typer.Option(help="image side in pixels")] = 96,
     seed: int = 0,
-    force: Annotated[bool, typer.Option("--force", help="replace an existing dataset in OUT")] = False,
+    force: Force = False,
 ) -> None:
     """Write a shapes dataset with masks and a corner-patch shortcut in the manifest format."""
     from lookright.data.example import write_example

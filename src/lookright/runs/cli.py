@@ -22,6 +22,7 @@ Address = Annotated[str | None, typer.Option(help="Ray cluster address HOST:PORT
 CpusPerRun = Annotated[float, typer.Option(min=0.1, help="Ray: CPUs per run (also its torch threads)")]
 GpusPerRun = Annotated[float, typer.Option(min=0.0, help="Ray: GPUs per run (fractions share a GPU)")]
 Reference = Annotated[str | None, typer.Option(help="run name the others are tested against, paired by seed")]
+Force = Annotated[bool, typer.Option("--force", help="replace an existing output (nothing is overwritten without it)")]
 Overrides = Annotated[list[str] | None, typer.Argument(help="key=value overrides of the config (dotted keys, "
                                                              "YAML values), e.g. seed=3")]
 
