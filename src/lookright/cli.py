@@ -10,7 +10,7 @@ from rich.table import Table
 
 from lookright.errors import LookrightError
 from lookright.runs.cli import Address, Backend, CpusPerRun, FirstSeed, Force, GpusPerRun, Jobs, Overrides, Seeds
-from lookright.runs.cli import console, emit, fail
+from lookright.runs.cli import attempt, console, emit, fail
 
 app = typer.Typer(help="Make vision models look at the right thing, and measure whether they do.",
                   no_args_is_help=True, pretty_exceptions_enable=False)
@@ -296,10 +296,7 @@ def export_cmd(
     """Export a run's selected model (safetensors + lookright.json, TorchScript or ONNX)."""
     from lookright.train.export import export_run
 
-    try:
-        path = export_run(run_dir, format, out, force)
-    except LookrightError as exc:
-        fail(exc)
+    path = attempt(export_run, run_dir, format, out, force)
     console.print(f"wrote {path} (model description: {path.with_name(path.stem + '.lookright.json')})")
 
 
@@ -315,10 +312,7 @@ def data_export(
     """Write a benchmark as generated (uint8, channel-first, MNIST order) to an .npz."""
     from lookright.data.export import export_benchmark
 
-    try:
-        path = export_benchmark(name, out, data_dir=data_dir, seed=seed, embedded=embedded, force=force)
-    except LookrightError as exc:
-        fail(exc)
+    path = attempt(export_benchmark, name, out, data_dir=data_dir, seed=seed, embedded=embedded, force=force)
     console.print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB)")
 
 
@@ -333,10 +327,7 @@ def data_example(
     """Write a shapes dataset with masks and a corner-patch shortcut in the manifest format."""
     from lookright.data.example import write_example
 
-    try:
-        path = write_example(out, n=n, size=size, seed=seed, force=force)
-    except LookrightError as exc:
-        fail(exc)
+    path = attempt(write_example, out, n=n, size=size, seed=seed, force=force)
     console.print(f"wrote {path} ({n} images, {size} px); train on it with data.name=manifest data.path={path}")
 
 

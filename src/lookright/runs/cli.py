@@ -33,6 +33,14 @@ def fail(exc: Exception) -> None:
     raise typer.Exit(code=2)
 
 
+def attempt(fn, *args, **kwargs):
+    """``fn(*args, **kwargs)``; a lookright error becomes ``error: ...`` and exit status 2."""
+    try:
+        return fn(*args, **kwargs)
+    except LookrightError as exc:
+        fail(exc)
+
+
 def check_writable(out: Path) -> None:
     """Refuse an ``--out`` that cannot be written, before any work is done."""
     out = Path(out)
