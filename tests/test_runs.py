@@ -455,3 +455,84 @@ def test_export_formats_reproduce_the_model(tmp_path):
         (logits,) = session.run(None, {"x": x.numpy()})
         assert torch.allclose(torch.from_numpy(logits), expected, atol=1e-4)
     assert cli("export", folder, "--format", "pickle").exit_code == 2
+
+
+# ---- a careless user's attempts, found in review -------------------------------------------------
+def flaky(spec):
+    """A run function that fails in plain Python (no lookright error) for one spec."""
+    if spec.label == "bad":
+        raise ValueError("expected non-negative integer")
+    return {"label": spec.label}
+
+
+def test_a_crashing_run_does_not_stop_the_others():
+    from lookright.runs.runner import RunSpec, run_local
+
+    specs = [RunSpec({}, f"/nonexistent/{i}", label) for i, label in enumerate(["a", "bad", "c"])]
+    for jobs in (1, 2):
+        results = run_local(flaky, specs, jobs)
+        assert [r.get("label") for r in results] == ["a", None, "c"]
+        assert "ValueError: expected non-negative integer" in results[1]["error"]
+
+
+def suicidal(spec):
+    if spec.label == "bad":
+        os._exit(9)  # as the out-of-memory killer would
+    time.sleep(0.5)
+    return {"label": spec.label}
+
+
+def test_a_killed_worker_is_reported_not_a_traceback():
+    from lookright.runs.runner import RunSpec, raise_failures, run_local
+
+    specs = [RunSpec({}, f"/nonexistent/{i}", label) for i, label in enumerate(["bad", "b"])]
+    results = run_local(suicidal, specs, 2)
+    assert any("worker process was killed" in (r.get("error") or "") for r in results)
+    with pytest.raises(RunError, match="run the sweep again"):
+        raise_failures(results)
+
+
+def test_names_seeds_and_grids_that_would_mislead_are_refused(tmp_path):
+    for args, message in [
+        (("train", CONFIG, *TINY, "name=../escape", "--run-dir", tmp_path / "n"), "one folder name"),
+        (("train", CONFIG, *TINY, "seed=-3", "--run-dir", tmp_path / "s"), "seed"),
+        (("sweep", CONFIG, "--seeds", "1", "--first-seed", "-1", *TINY, f"out_dir={tmp_path}"), "seed"),
+        (("sweep", CONFIG, "--grid", "seed=1,2", *TINY, f"out_dir={tmp_path}"), "--seeds"),
+        (("sweep", CONFIG, "--grid", "train.threads=1,2", *TINY, f"out_dir={tmp_path}"), "same run"),
+        (("sweep", CONFIG, "--grid", "optim.lr=0.10,0.1", *TINY, f"out_dir={tmp_path}"), "twice"),
+        (("sweep", CONFIG, "--backend", "ray", "--jobs", "2", *TINY, f"out_dir={tmp_path}"), "--cpus-per-run"),
+        (("train", CONFIG, *TINY, "--run-dir", tmp_path / "file.txt" / "x"), "is a file"),
+    ]:
+        if args[-1] == tmp_path / "file.txt" / "x":
+            (tmp_path / "file.txt").write_text("x")
+        result = cli(*args)
+        assert result.exit_code == 2 and message in result.output, (args, result.output)
+        assert "Traceback" not in result.output
+    assert not (tmp_path.parent / "escape").exists()
+
+
+def test_edited_configs_and_records_are_caught(tmp_path):
+    import lookright
+
+    folder = tiny_run(tmp_path)
+    assert cli("summarize", tmp_path, "--out", folder / "run.json").exit_code == 2  # never into a run's files
+    original = (folder / "config.yaml").read_text()
+    (folder / "config.yaml").write_text(original.replace("max_test: 100", "max_test: 30"))
+    result = cli("eval", folder)
+    assert result.exit_code == 2 and "was edited after the run" in result.output and "max_test" in result.output
+    with pytest.raises(RunError, match="edited after the run"):
+        lookright.load_run(folder)
+    (folder / "config.yaml").write_text(original)
+    assert lookright.load_run(folder).config.data.max_test == 100
+    record = json.loads((folder / "run.json").read_text())
+    (folder / "run.json").write_text(json.dumps({**record, "status": "done"}))
+    result = cli("eval", folder)
+    assert result.exit_code == 2 and "not a lookright run record" in result.output
+    assert "1 damaged" in cli("status", tmp_path).output
+
+
+def test_summaries_refuse_one_name_for_two_configs(tmp_path):
+    assert cli("sweep", CONFIG, "--seeds", "1", *TINY, "optim.lr=0.5", f"out_dir={tmp_path}").exit_code == 0
+    assert cli("sweep", CONFIG, "--seeds", "1", "--first-seed", "1", *TINY, f"out_dir={tmp_path}").exit_code == 0
+    result = cli("summarize", tmp_path)
+    assert result.exit_code == 2 and "different configs" in result.output and "optim.lr" in result.output

@@ -28,10 +28,13 @@ class LoadedRun:
 def load_run(run_dir: str | Path, device: str | None = None) -> LoadedRun:
     """The finished run in ``run_dir``; ``device`` overrides the config's device for the model."""
     folder = RunFolder(run_dir)
+    if not folder.path.exists():
+        raise RunError(f"{folder.path} does not exist")
     state = folder.state()
     if state != "finished":
         raise RunError(f"{folder.path} holds no finished run (state: {state}); only finished runs can be loaded")
     kind = folder.info()["kind"]
+    folder.check_config_file()
     loader = {"supervised": _supervised, "rl": _rl, "reliability": _reliability}.get(kind)
     if loader is None:
         raise RunError(f"{folder.path} holds a run of kind {kind!r} that this version of lookright cannot load")

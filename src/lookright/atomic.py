@@ -7,6 +7,7 @@ failed write leaves nothing behind. The file gets the permissions the umask give
 from __future__ import annotations
 
 import json
+import math
 import os
 import tempfile
 from collections.abc import Callable
@@ -44,7 +45,18 @@ def write_text_atomic(path: str | Path, text: str) -> Path:
 
 
 def write_json_atomic(path: str | Path, data: Any) -> Path:
-    return write_text_atomic(path, json.dumps(data, indent=2, allow_nan=True))
+    """Strict JSON: NaN and infinities (which JSON has not) are written as null."""
+    return write_text_atomic(path, json.dumps(_finite(data), indent=2, allow_nan=False))
+
+
+def _finite(node: Any) -> Any:
+    if isinstance(node, float) and not math.isfinite(node):
+        return None
+    if isinstance(node, dict):
+        return {k: _finite(v) for k, v in node.items()}
+    if isinstance(node, (list, tuple)):
+        return [_finite(v) for v in node]
+    return node
 
 
 def save_torch_atomic(obj: Any, path: str | Path) -> Path:

@@ -46,6 +46,9 @@ def check_writable(out: Path) -> None:
     out = Path(out)
     if out.is_dir():
         raise LookrightError(f"--out {out} is a folder; give a file name, e.g. {out / 'results.md'}")
+    if (out.parent / "run.json").is_file():
+        raise LookrightError(f"--out {out} is inside the run folder {out.parent}; a run's files are written by the "
+                             "run alone: choose a file outside it")
     parent = out.parent
     while not parent.exists():
         parent = parent.parent
@@ -103,6 +106,7 @@ def succeeded(results: list[dict]) -> list[dict]:
     """The runs of a sweep that finished (failed ones carry an ``error``, early-stopped ones ``stopped``)."""
     stopped = [r["run_dir"] for r in results if "stopped" in r]
     if stopped:
-        console.print(f"{len(stopped)} runs stopped early by the scheduler (left interrupted, never summarised; "
-                      "a sweep without --scheduler resumes them)", soft_wrap=True)
+        console.print(f"{len(stopped)} runs were stopped before finishing (by the scheduler or an interruption): "
+                      "they stay interrupted, never summarised; a sweep without --scheduler resumes them",
+                      soft_wrap=True)
     return [r for r in results if "error" not in r and "stopped" not in r]

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from lookright.errors import ConfigError
 
@@ -24,8 +24,17 @@ class RunConfigBase(Strict):
     (run folders are ``OUT_DIR/NAME/seedS``)."""
 
     name: str = "run"
-    seed: int = 0
+    seed: int = Field(0, ge=0)
     out_dir: str = "runs"
+
+    @field_validator("name")
+    @classmethod
+    def _one_folder(cls, v: str) -> str:
+        """The run name is one folder name: ``OUT_DIR/NAME/seedS`` never leaves ``out_dir``."""
+        if not v or v.startswith(".") or any(c in v for c in '/\\|') or v != v.strip():
+            raise ValueError(f"name {v!r} must be one folder name: not empty, not starting with '.', without "
+                             "'/', '\\', '|' or surrounding spaces")
+        return v
 
 
 def check_fractions(v: list[float], include_one: bool) -> list[float]:

@@ -38,6 +38,7 @@ from lookright.errors import RunError
 from lookright.atomic import write_json_atomic, write_text_atomic
 
 RUN_JSON, CONFIG, METRICS, LOCK = "run.json", "config.yaml", "metrics.json", ".lock"
+STATUSES = ("running", "failed", "finished")  # as written in run.json; "interrupted" is read, not written
 #: how an interrupted run of each kind is continued
 CONTINUE = {"supervised": "`lookright train CONFIG --run-dir DIR --resume`, or run its sweep again",
             "rl": "run `lookright rl train` again: the agent is trained anew in the same folder",
@@ -98,7 +99,7 @@ class RunFolder:
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         self._lock_fd: int | None = None
-        self.created = False  # this process created the folder (it did not exist, or was empty)
+        self.created = False  # this process created the folder (it did not exist)
         self.started = 0.0
 
     # ---- reading -------------------------------------------------------------------------
@@ -112,18 +113,20 @@ class RunFolder:
         except (OSError, ValueError) as exc:
             raise RunError(f"{p} cannot be read ({exc}); the run folder is damaged: delete {self.path} "
                            "and run it again") from None
-        if not isinstance(info, dict) or "status" not in info:
-            raise RunError(f"{p} is not a lookright run record; delete {self.path} and run it again")
+        if not isinstance(info, dict) or info.get("status") not in STATUSES or not isinstance(info.get("kind"), str):
+            raise RunError(f"{p} is not a lookright run record (status must be one of {', '.join(STATUSES)}, "
+                           f"and kind a string); restore it or move {self.path} away")
         return info
 
     def locked_by_other(self) -> bool:
-        """Whether another process holds the run's lock (a run in progress)."""
+        """Whether another process holds the run's lock (a run in progress). The probe takes a
+        shared lock for an instant; :meth:`_lock` retries briefly, so probes never refuse a run."""
         p = self.path / LOCK
         if not p.is_file() or self._lock_fd is not None:
             return False
         fd = os.open(p, os.O_RDONLY)
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
         except BlockingIOError:
             return True
         finally:
@@ -132,8 +135,12 @@ class RunFolder:
 
     def state(self) -> str:
         """``new`` | ``running`` | ``interrupted`` | ``failed`` | ``finished``."""
-        if self.path.exists() and not self.path.is_dir():
-            raise RunError(f"{self.path} is a file, not a run folder; choose another --run-dir or out_dir")
+        for p in (self.path, *self.path.parents):
+            if p.exists():
+                if not p.is_dir():
+                    raise RunError(f"{p} is a file, so {self.path} cannot be a run folder; choose another "
+                                   "--run-dir or out_dir")
+                break
         info = self.info()
         if info is None:
             if self.path.is_dir() and any(p.name != LOCK for p in self.path.iterdir()):
@@ -152,14 +159,32 @@ class RunFolder:
         except (OSError, ValueError) as exc:
             raise RunError(f"{p} cannot be read ({exc}); delete {self.path} and run it again") from None
 
-    def check_fingerprint(self, tree: dict, ignore: tuple[str, ...]) -> None:
+    def check_fingerprint(self, tree: dict, ignore: tuple[str, ...], kind: str | None = None) -> None:
         info = self.info()
         if info is None or info.get("fingerprint") == fingerprint(tree, ignore):
             return
+        if kind is not None and info["kind"] != kind:
+            raise RunError(f"{self.path} holds a {info['kind']} run, not a {kind} run; choose another folder")
         old = fingerprint_tree(info.get("config") or {}, ignore)
         raise RunError(
             f"{self.path} holds a run of another config ({config_diff(old, fingerprint_tree(tree, ignore))}). "
             "Give this config another name (name=...), another --run-dir or out_dir, or delete the folder")
+
+    def check_config_file(self) -> dict:
+        """The run's ``config.yaml``, refused when it no longer matches the run's fingerprint (edited
+        after the run: ``run.json`` still holds the original)."""
+        info = self.info() or {}
+        try:
+            tree = yaml.safe_load((self.path / CONFIG).read_text())
+        except (OSError, yaml.YAMLError) as exc:
+            raise RunError(f"{self.path / CONFIG} cannot be read ({exc}); run.json holds the original config") \
+                from None
+        ignore = tuple(info.get("fingerprint_ignores", ()))
+        if info and fingerprint(tree or {}, ignore) != info.get("fingerprint"):
+            diff = config_diff(fingerprint_tree(info.get("config") or {}, ignore), fingerprint_tree(tree or {}, ignore))
+            raise RunError(f"{self.path / CONFIG} was edited after the run ({diff}); its results belong to the "
+                           "original config, kept in run.json: restore it (or train the edited config in a new folder)")
+        return tree
 
     def reuse(self, tree: dict, ignore: tuple[str, ...]) -> tuple[dict | None, bool]:
         """For a sweep: ``(metrics, False)`` for a finished run of this config (read back),
@@ -182,15 +207,19 @@ class RunFolder:
             raise RunError(f"{self.path} is being run by another process ({self._holder()}); wait for it, "
                            "or choose another --run-dir")
         if state != "new":
-            self.check_fingerprint(tree, ignore)
+            self.check_fingerprint(tree, ignore, kind)
         if state == "finished":
             raise RunError(f"{self.path} holds a finished run (results in {self.path / METRICS}); nothing is "
                            "overwritten: choose another --run-dir or name, or delete the folder to run it again")
         if state in ("interrupted", "failed") and not resume:
             raise RunError(f"{self.path} holds an {state} run of this config; continue it with --resume "
                            "(sweeps resume it by themselves), or delete the folder to start again")
-        self.created = state == "new"
-        self.path.mkdir(parents=True, exist_ok=True)
+        self.created = not self.path.exists()
+        try:
+            self.path.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise RunError(f"cannot create the run folder {self.path} ({exc.strerror}); choose another "
+                           "--run-dir or out_dir") from None
         self._lock()
         info = self.info()
         if (state == "new") != (info is None) or (info or {}).get("status") == "finished":
@@ -215,9 +244,9 @@ class RunFolder:
         if state != "finished":
             hint = {"new": "it holds no run", "running": "it is still training",
                     "interrupted": f"its training was interrupted: continue it first ({CONTINUE.get(self._kind(), '')})",
-                    "failed": f"its training failed ({(self.info() or {}).get('error', '?')})"}[state]
+                    "failed": f"its training failed ({(self.info() or {}).get('error', '?')})"}.get(state, state)
             raise RunError(f"cannot {what} {self.path}: {hint}")
-        self._lock()
+        self._lock(f"another process is using {self.path} (training or evaluating it); wait for it")
         try:
             metrics = self.metrics()
             yield metrics
@@ -232,15 +261,20 @@ class RunFolder:
         info = self.info() or {}
         return f"pid {info.get('pid', '?')} since {info.get('started_at', '?')}"
 
-    def _lock(self) -> None:
+    def _lock(self, busy: str | None = None, tries: int = 20) -> None:
+        """Take the exclusive lock, retrying for about a second (a state probe holds it for an instant)."""
         fd = os.open(self.path / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)
-            raise RunError(f"{self.path} is being run by another process ({self._holder()}); wait for it, "
-                           "or choose another --run-dir") from None
-        self._lock_fd = fd
+        for attempt in range(tries):
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                self._lock_fd = fd
+                return
+            except BlockingIOError:
+                if attempt + 1 < tries:
+                    time.sleep(0.05)
+        os.close(fd)
+        raise RunError(busy or f"{self.path} is being run by another process ({self._holder()}); wait for it, "
+                       "or choose another --run-dir")
 
     def release(self) -> None:
         if self._lock_fd is not None:
@@ -267,8 +301,8 @@ class RunFolder:
         if self._lock_fd is None:
             return
         if self.created and not keep_if_empty and not self._has_outputs():
+            shutil.rmtree(self.path, ignore_errors=True)  # still locked: nobody can take it meanwhile
             self.release()
-            shutil.rmtree(self.path, ignore_errors=True)
             return
         self._update(status="failed", failed_at=now(), error=f"{type(error).__name__}: {error}")
         self.release()

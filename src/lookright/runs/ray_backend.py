@@ -117,16 +117,16 @@ def run_ray(execute: Callable, specs: list[RunSpec], address: str | None = None,
     finally:
         if started_here:
             ray.shutdown()
-    return [_read_back(s, errors.get(i), asha is not None) for i, s in enumerate(specs)]
+    return [_read_back(s, errors.get(i)) for i, s in enumerate(specs)]
 
 
-def _read_back(spec: RunSpec, error: str | None, early_stopping: bool) -> dict:
+def _read_back(spec: RunSpec, error: str | None) -> dict:
     from lookright.runs.folder import RunFolder
 
     folder = RunFolder(spec.run_dir)
     state = folder.state()
     if error is None and state == "finished":
         return folder.metrics()
-    if error is None and early_stopping and state in ("interrupted", "failed"):
-        return {"stopped": "stopped early by ASHA", "run_dir": spec.run_dir}
+    if error is None and state == "interrupted":  # stopped by ASHA, or by Ctrl-C on the sweep
+        return {"stopped": "stopped before finishing", "run_dir": spec.run_dir}
     return {"error": error or "the trial ended without finishing its run", "run_dir": spec.run_dir}

@@ -16,6 +16,7 @@ import sys
 import threading
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field, replace
 from multiprocessing import get_context
 from pathlib import Path
@@ -58,11 +59,17 @@ def expand_grid(grid: list[str]) -> list[list[tuple[str, object]]]:
         if key in keys:
             raise ConfigError(f"--grid {key} is given twice; list all its values in one --grid {key}=v1,v2")
         keys.add(key)
+        if key.split(".")[0] in ("seed", "name", "out_dir"):
+            raise ConfigError(f"--grid {key}: seeds come from --seeds/--first-seed, and a sweep's name and out_dir "
+                              "are set once; grid over the config's settings")
         raw = [v.strip() for v in values.split(",")]
-        if len(set(raw)) != len(raw) or "" in raw:
-            dup = sorted({v for v in raw if raw.count(v) > 1 or v == ""})
-            raise ConfigError(f"--grid {item!r} lists the value(s) {dup} twice or empty; give each value once")
-        axes.append([(key, parse_value(key, v)) for v in raw])
+        parsed = [parse_value(key, v) for v in raw]
+        canonical = [repr(v) for v in parsed]
+        if len(set(canonical)) != len(canonical) or "" in raw:
+            dup = sorted({r for r, c in zip(raw, canonical, strict=True) if canonical.count(c) > 1 or r == ""})
+            raise ConfigError(f"--grid {item!r} lists the value(s) {dup} twice (as the same value) or empty; "
+                              "give each value once")
+        axes.append(list(zip([key] * len(parsed), parsed, strict=True)))
     return [list(combo) for combo in itertools.product(*axes)] if axes else [[]]
 
 
@@ -155,10 +162,11 @@ def _on_sigterm(_sig, _frame) -> None:
 
 
 def guarded(execute: Callable, spec, **kwargs) -> dict:
-    """Run one spec; a lookright error becomes ``{"error": ..., "run_dir": ...}`` so other runs go on."""
+    """Run one spec; any error becomes ``{"error": ..., "run_dir": ...}`` so the other runs go on
+    (the run's own folder records it as failed)."""
     try:
         return execute(spec, **kwargs)
-    except LookrightError as exc:
+    except Exception as exc:  # noqa: BLE001  (a sweep outlives one run's bug, OOM or bad input)
         return {"error": f"{type(exc).__name__}: {exc}", "run_dir": getattr(spec, "run_dir", None)}
 
 
@@ -181,9 +189,14 @@ def run_local(execute: Callable, specs: list, jobs: int = 1, on_done: Callable |
     try:
         futures = {pool.submit(guarded, execute, spec): i for i, spec in enumerate(specs)}
         for fut in as_completed(futures):
-            results[futures[fut]] = fut.result()
+            i = futures[fut]
+            try:
+                results[i] = fut.result()
+            except BrokenProcessPool:  # a worker was killed (out of memory, kill -9): no run can go on
+                results[i] = {"error": "its worker process was killed (out of memory?); run the sweep again to "
+                                       "resume it", "run_dir": specs[i].run_dir}
             if on_done:
-                on_done(results[futures[fut]])
+                on_done(results[i])
         pool.shutdown(wait=True)
     except BaseException as exc:
         _kill_pool(pool)
@@ -202,7 +215,8 @@ def raise_failures(results: list[dict]) -> None:
     if failed:
         lines = "\n".join(f"  {r['run_dir']}: {r['error']}" for r in failed[:20])
         more = f"\n  ... and {len(failed) - 20} more" if len(failed) > 20 else ""
-        raise RunError(f"{len(failed)} of {len(results)} runs failed (the others are finished and kept):\n{lines}{more}")
+        raise RunError(f"{len(failed)} of {len(results)} runs failed (finished runs are kept; run the sweep "
+                       f"again to retry the others):\n{lines}{more}")
 
 
 def run_specs(execute: Callable, specs: list[RunSpec], backend: str = "local", jobs: int = 1,
@@ -217,6 +231,9 @@ def run_specs(execute: Callable, specs: list[RunSpec], backend: str = "local", j
         raise ConfigError("--address is a Ray cluster address; add --backend ray")
     if asha is not None and backend != "ray":
         raise ConfigError("--scheduler asha runs on Ray Tune; add --backend ray")
+    if backend == "ray" and jobs > 1:
+        raise ConfigError("--jobs sets local worker processes; on Ray each run takes --cpus-per-run CPUs and Ray "
+                          "runs as many at once as the cluster holds")
     results: list[dict | None] = [None] * len(specs)
     todo = []
     for i, spec in enumerate(specs):

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from lookright.errors import RunError
 from lookright.metrics.statistics import describe, paired_tests
-from lookright.runs.folder import finished_runs
+from lookright.runs.folder import config_diff, finished_runs, fingerprint_tree
 
 
 @dataclass(frozen=True)
@@ -47,7 +47,9 @@ def load_finished(root: str | Path, kind: str, what: str, hint: str) -> list[dic
     rows = []
     for run in finished_runs(root, kind):
         m = run.metrics()
+        info = run.info()
         m["_dir"] = str(run.path)
+        m["_config"] = fingerprint_tree(info.get("config") or {}, (*info.get("fingerprint_ignores", ()), "seed"))
         rows.append(m)
     if not rows:
         raise RunError(f"no finished {what} run under {root} (unfinished and failed runs are never summarised); {hint}")
@@ -67,6 +69,11 @@ def group(rows: Iterable[dict], key: Callable[[dict], tuple]) -> dict[tuple, dic
     out: dict[tuple, dict[int, dict]] = defaultdict(dict)
     for row in rows:
         k = key(row)
+        first = next(iter(out[k].values()), None)
+        if first is not None and "_config" in row and first.get("_config") != row["_config"]:
+            raise RunError(f"{' / '.join(map(str, k))} names runs of different configs ({first.get('_dir')} and "
+                           f"{row.get('_dir')}: {config_diff(first['_config'], row['_config'])}); give them different "
+                           "names, or summarise one folder")
         if row["seed"] in out[k]:
             raise RunError(f"seed {row['seed']} of {' / '.join(map(str, k))} is in two run folders "
                            f"({out[k][row['seed']].get('_dir')} and {row.get('_dir')}); summarise one of them")

@@ -19,6 +19,7 @@ from lookright.errors import CheckpointError
 from lookright.metrics import accuracy, predict, wilson
 from lookright.metrics.suite import attention_suite
 from lookright.targets import MaskPipeline
+from lookright.atomic import write_file_atomic
 from lookright.runs.folder import RunFolder
 from lookright.runs.provenance import resolve_device
 from lookright.train.checkpoint import load_checkpoint, load_weights
@@ -51,6 +52,11 @@ def evaluate_run(run_dir: str | Path, extractor: str | None = None, overrides: l
         raise CheckpointError(f"{run_dir} is not a run folder (no config.yaml); pass a folder written by "
                               "`lookright train` or `lookright sweep`")
     folder = RunFolder(run_dir)
+    kind = (folder.info() or {}).get("kind", "supervised")
+    if kind != "supervised":
+        raise CheckpointError(f"{run_dir} holds a {kind} run; `lookright eval` evaluates supervised runs"
+                              + (" (use `lookright rl eval`)" if kind == "rl" else ""))
+    folder.check_config_file()
     with folder.finished_for_update("evaluate") as metrics:
         return _evaluate(run_dir, metrics, extractor, overrides)
 
@@ -78,12 +84,12 @@ def _evaluate(run_dir: Path, metrics: dict, extractor: str | None, overrides: li
     shifted = accuracy(pred, te.y)
 
     folder = run_dir / EVAL_DIR
-    folder.mkdir(exist_ok=True)
-    np.savez_compressed(folder / "predictions.npz", y=te.y.cpu().numpy().astype(np.int16),
-                        pred=pred.cpu().numpy().astype(np.int16))
+    labels = {"y": te.y.cpu().numpy().astype(np.int16), "pred": pred.cpu().numpy().astype(np.int16)}
+    write_file_atomic(folder / "predictions.npz", lambda f: np.savez_compressed(f, **labels))
     k = len(per_image["maps"])
-    np.savez_compressed(folder / "examples.npz", x=test_split.x[:k], y=test_split.y[:k],
-                        mask=test_split.mask[:k], shortcut=test_split.shortcut[:k], maps=per_image["maps"])
+    examples = {"x": test_split.x[:k], "y": test_split.y[:k], "mask": test_split.mask[:k],
+                "shortcut": test_split.shortcut[:k], "maps": per_image["maps"]}
+    write_file_atomic(folder / "examples.npz", lambda f: np.savez_compressed(f, **examples))
 
     metrics.update({
         "val_acc": val["acc"], "val_align": val.get("align"),

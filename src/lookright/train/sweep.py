@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from lookright.errors import ConfigError
 from lookright.runs.config import config_tree, merge_trees, parse_overrides
 from lookright.runs.folder import RunFolder
 from lookright.runs.runner import RunSpec, check_folders, combo_suffix, expand_grid, sample_grid, seed_range
@@ -19,7 +20,12 @@ def sweep_specs(base: RunConfig, seeds: int, grid: list[str], first_seed: int | 
                 samples: int | None = None, search_seed: int = 0) -> list[RunSpec]:
     """Specs for grid x seeds (``samples``: that many grid points drawn at random)."""
     specs = []
-    for combo in sample_grid(expand_grid(grid), samples, search_seed):
+    combos = expand_grid(grid)
+    ignored = [k for k, _ in combos[0] if any(k == i or k.startswith(i + ".") for i in FINGERPRINT_IGNORES)]
+    if ignored:
+        raise ConfigError(f"--grid {', '.join(ignored)}: this setting does not change what is trained (it is left "
+                          "out of the run's fingerprint), so its grid points would be the same run")
+    for combo in sample_grid(combos, samples, search_seed):
         suffix = combo_suffix(combo)
         name = base.name + (f"-{suffix}" if suffix else "")
         overrides = [f"{k}={v}" for k, v in combo]

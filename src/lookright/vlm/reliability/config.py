@@ -9,7 +9,7 @@ from typing import Literal
 from pydantic import Field, field_validator, model_validator
 
 from lookright.data.shapes import ATTRIBUTES, ShapesConfig
-from lookright.runs.config import Strict, build_config, check_choices, load_config
+from lookright.runs.config import RunConfigBase, Strict, build_config, check_choices, load_config
 from lookright.vlm.reliability.conflicts import STRATEGIES
 
 
@@ -85,9 +85,8 @@ class TuneConfig(Strict):
     augmentation: bool = Field(False, description="attribute-preserving: +-1 px shifts, brightness, noise")
 
 
-class ReliabilityConfig(Strict):
+class ReliabilityConfig(RunConfigBase):
     name: str = "baseline"
-    seed: int = 0
     out_dir: str = "runs/vlm"
     model: ModelConfig = Field(default_factory=ModelConfig)
     data: ShapesDataConfig = Field(default_factory=ShapesDataConfig)
