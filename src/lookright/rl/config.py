@@ -66,7 +66,6 @@ class RLEvalConfig(Strict):
 
 class RLConfig(RunConfigBase):
     name: str = "ppo"
-    out_dir: str = "runs/rl"
     env: EnvConfig = Field(default_factory=EnvConfig)
     agent: AgentConfig = Field(default_factory=AgentConfig)
     align: AlignConfig = Field(default_factory=AlignConfig)

@@ -87,13 +87,12 @@ class TuneConfig(Strict):
 
 class ReliabilityConfig(RunConfigBase):
     name: str = "baseline"
-    out_dir: str = "runs/vlm"
-    model: ModelConfig = Field(default_factory=ModelConfig)
-    data: ShapesDataConfig = Field(default_factory=ShapesDataConfig)
-    eval: EvalConfig = Field(default_factory=EvalConfig)
-    head: HeadConfig = Field(default_factory=HeadConfig)
-    tune: TuneConfig = Field(default_factory=TuneConfig)
     figures: bool = True
+    model: ModelConfig = ModelConfig()  # pydantic copies the default per instance
+    data: ShapesDataConfig = ShapesDataConfig()
+    eval: EvalConfig = EvalConfig()
+    head: HeadConfig = HeadConfig()
+    tune: TuneConfig = TuneConfig()
 
     @model_validator(mode="after")
     def _check(self) -> "ReliabilityConfig":
