@@ -343,8 +343,11 @@ def test_load_run_returns_the_trained_model(tmp_path):
     for k, v in run.model.state_dict().items():
         assert torch.equal(v, best[k]), k
     assert not run.model.training and run.model(x).shape == (3, 10)
-    with pytest.raises(RunError, match="no finished run"):
+    with pytest.raises(RunError, match="does not exist"):
         lookright.load_run(tmp_path / "nothing")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(RunError, match="no finished run"):
+        lookright.load_run(tmp_path / "empty")
 
 
 # ---- weights are loaded strictly ------------------------------------------------------------

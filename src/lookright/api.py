@@ -8,46 +8,25 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from lookright.errors import RunError
-from lookright.runs.folder import RunFolder
-
-
-@dataclass
-class LoadedRun:
-    kind: str
-    path: Path
-    config: Any
-    metrics: dict
-    model: Any
+from lookright.runs.folder import LoadedRun, RunFolder
 
 
 def load_run(run_dir: str | Path, device: str | None = None) -> LoadedRun:
     """The finished run in ``run_dir``; ``device`` overrides the config's device for the model."""
     folder = RunFolder(run_dir)
-    if not folder.path.exists():
-        raise RunError(f"{folder.path} does not exist")
-    state = folder.state()
-    if state != "finished":
-        raise RunError(f"{folder.path} holds no finished run (state: {state}); only finished runs can be loaded")
-    kind = folder.info()["kind"]
-    folder.check_config_file()
-    loader = {"supervised": _supervised, "rl": _rl, "reliability": _reliability}.get(kind)
+    kind = folder.require_finished()
+    if kind == "supervised":
+        from lookright.train.run_eval import load_finished_run
+
+        return load_finished_run(folder.path, device)
+    loader = {"rl": _rl, "reliability": _reliability}.get(kind)
     if loader is None:
         raise RunError(f"{folder.path} holds a run of kind {kind!r} that this version of lookright cannot load")
     config, model = loader(folder.path, device)
     return LoadedRun(kind, folder.path, config, folder.metrics(), model)
-
-
-def _supervised(path: Path, device: str | None):
-    from lookright.train.config import load_config
-    from lookright.train.run_eval import load_run_model
-
-    cfg = load_config(path / "config.yaml", [f"train.device={device}"] if device else [])
-    return cfg, load_run_model(path, cfg)[0]
 
 
 def _rl(path: Path, device: str | None):

@@ -28,6 +28,7 @@ import os
 import shutil
 import time
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -186,6 +187,20 @@ class RunFolder:
                            "original config, kept in run.json: restore it (or train the edited config in a new folder)")
         return tree
 
+    def require_finished(self, kind: str | None = None) -> str:
+        """Check that the folder holds a finished run (of ``kind``) whose config.yaml is intact;
+        returns its kind."""
+        if not self.path.exists():
+            raise RunError(f"{self.path} does not exist")
+        state = self.state()
+        if state != "finished":
+            raise RunError(f"{self.path} holds no finished run (state: {state}); only finished runs can be loaded")
+        found = self.info()["kind"]
+        if kind is not None and found != kind:
+            raise RunError(f"{self.path} holds a {found} run, not a {kind} run")
+        self.check_config_file()
+        return found
+
     def reuse(self, tree: dict, ignore: tuple[str, ...]) -> tuple[dict | None, bool]:
         """For a sweep: ``(metrics, False)`` for a finished run of this config (read back),
         ``(None, True)`` for an interrupted or failed one (to resume), ``(None, False)`` for a new
@@ -328,8 +343,15 @@ class RunFolder:
         self.release()
 
 
-def read_config_text(path: Path) -> dict:
-    return yaml.safe_load((path / CONFIG).read_text())
+@dataclass
+class LoadedRun:
+    """A finished run with its trained model (see :func:`lookright.load_run`)."""
+
+    kind: str
+    path: Path
+    config: Any
+    metrics: dict
+    model: Any
 
 
 def finished_runs(root: str | Path, kind: str | None = None) -> list[RunFolder]:

@@ -28,13 +28,11 @@ FORMATS = {"safetensors": ".safetensors", "torchscript": ".pt", "onnx": ".onnx"}
 
 def export_run(run_dir: str | Path, fmt: str, out: str | Path | None = None, force: bool = False) -> Path:
     """Export the run's selected model; returns the written file (default ``RUN_DIR/export/model.EXT``)."""
-    from lookright.api import load_run
+    from lookright.train.run_eval import load_finished_run
 
     if fmt not in FORMATS:
         raise ConfigError(f"--format {fmt!r}: choose one of {', '.join(FORMATS)}")
-    run = load_run(run_dir, device="cpu")
-    if run.kind != "supervised":
-        raise LookrightError(f"{run_dir} holds a {run.kind} run; export writes supervised classifiers")
+    run = load_finished_run(run_dir, device="cpu")
     out = Path(out) if out is not None else Path(run_dir) / "export" / f"model{FORMATS[fmt]}"
     if out.is_dir():
         raise LookrightError(f"--out {out} is a folder; give a file name, e.g. {out / ('model' + FORMATS[fmt])}")

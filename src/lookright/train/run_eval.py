@@ -45,6 +45,16 @@ def load_run_model(run_dir: Path, cfg):
     return model.to(resolve_device(cfg.train.device)).eval(), train_extractor, loss_fn, eval_extractor, path
 
 
+def load_finished_run(run_dir: str | Path, device: str | None = None):
+    """A finished supervised run as :class:`lookright.runs.folder.LoadedRun` (config, metrics, model)."""
+    from lookright.runs.folder import LoadedRun
+
+    folder = RunFolder(run_dir)
+    folder.require_finished("supervised")
+    cfg = load_config(folder.path / "config.yaml", [f"train.device={device}"] if device else [])
+    return LoadedRun("supervised", folder.path, cfg, folder.metrics(), load_run_model(folder.path, cfg)[0])
+
+
 def evaluate_run(run_dir: str | Path, extractor: str | None = None, overrides: list[str] | None = None) -> dict:
     """Compute every metric for the run in ``run_dir``; ``overrides`` are ``eval.*=value`` settings."""
     run_dir = Path(run_dir)
