@@ -5,10 +5,10 @@ feature map (a global-average-pooling head): then ``logit_c = mean_ij CAM_c(i, j
 That is checked numerically, not guessed from class names: one forward pass of a random
 batch of one at the model's input size, in eval mode (running statistics untouched, the
 global RNG not drawn from), records each module's ``(B, C, h, w)`` output with ``C`` the
-classifier's input width; the CAM layer is the outermost such module that runs before the
-last global pool ahead of the classifier and whose spatial mean equals the classifier's input. A norm, a hidden layer or
-max pooling between the map and the classifier, or a token readout (ViT), breaks that
-equality, and ``cam_unsupported`` says so.
+classifier's input width; the CAM layer is the outermost such module, not itself a pool,
+that runs before the last global pool ahead of the classifier and whose spatial mean equals
+the classifier's input. A norm, a hidden layer or max pooling between the map and the
+classifier, or a token readout (ViT), breaks that equality, and ``cam_unsupported`` says so.
 """
 
 from __future__ import annotations
@@ -108,13 +108,13 @@ def find_head(model: nn.Module, size: int, channels: int, classifier: str | None
     # the last global pool before the classifier (squeeze-excitation blocks pool too, earlier)
     pool_at = max((i for i, (_, is_pool, _, _) in enumerate(records) if is_pool), default=len(records))
     before = records[:pool_at]
-    maps = [name for name, _, is_map, _ in before if is_map]
+    maps = [name for name, is_pool, is_map, _ in before if is_map and not is_pool]
     if cam_layer is not None:
         means = [mean for name, _, _, mean in records if name == cam_layer and mean is not None]
         if means and torch.allclose(means[-1], fc_input, rtol=1e-4, atol=1e-5):
             return Head(classifier, cam_layer, None)
         return Head(classifier, cam_layer, f"{classifier!r} does not read the spatial mean of {cam_layer!r}'s output")
-    matches = [name for name, _, _, mean in before if mean is not None
+    matches = [name for name, is_pool, _, mean in before if mean is not None and not is_pool
                and torch.allclose(mean, fc_input, rtol=1e-4, atol=1e-5)]
     if matches:
         return Head(classifier, matches[-1], None)
