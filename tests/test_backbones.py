@@ -178,3 +178,22 @@ def test_one_epoch_vit_gradcam_camal(tmp_path):
     metrics = train(build_config(tree), tmp_path / "run", progress=False)
     assert metrics["method"] == "camal" and len(metrics["history"]) == 1
     assert metrics["history"][0]["train_align"] is not None
+
+
+def test_docs_examples_run(tmp_path, monkeypatch):
+    """docs/backbones.md: the Python block and every `lookright train` line, on tiny data."""
+    from test_docs import ROOT, doc_commands, python_block
+    from typer.testing import CliRunner
+
+    from lookright.cli import app
+
+    doc = ROOT / "docs" / "backbones.md"
+    exec(compile(python_block(doc), str(doc), "exec"), {})
+    monkeypatch.chdir(ROOT)
+    commands = doc_commands(doc)
+    assert [c[0] for c in commands] == ["train"] * 3
+    tiny = ["data.embedded=true", "data.max_train=64", "data.max_test=32", "train.epochs=1", "train.attn_epochs=0",
+            "eval.figure_images=1"]
+    for i, argv in enumerate(commands):
+        result = CliRunner().invoke(app, [*argv, *tiny, "--run-dir", str(tmp_path / f"run{i}")])
+        assert result.exit_code == 0, (argv, result.output)
