@@ -63,7 +63,7 @@ def test_other_heads_default_to_gradcam_and_refuse_cam_with_the_reason(name, opt
 def test_trainer_picks_gradcam_for_a_vit_and_names_the_key_for_cam():
     tree = {"data": {"embedded": True}, "model": {"name": "timm:vit_tiny_patch16_224", "options": VIT},
             "loss": {"name": "camal"}}
-    model, extractor, _, evaluator = build_parts(build_config(tree))
+    _, extractor, _, evaluator = build_parts(build_config(tree))
     assert extractor.name == evaluator.name == "gradcam"
     with pytest.raises(ConfigError, match="attention.extractor: cam does not apply.*class token.*use gradcam"):
         build_parts(build_config({**tree, "attention": {"extractor": "cam"}}))
