@@ -3,6 +3,14 @@
 ``CAM_c(i, j) = sum_k W[c, k] * A_k(i, j)`` with ``A`` the hooked layer's output (pre-ReLU
 unless ``post_relu``) and ``W`` the final linear layer's weights. One forward pass and one
 weighted channel sum: no backward is needed.
+
+CAM applies only when ``W`` reads the spatial mean of ``A`` (a global-average-pooling head).
+The head's name is ``model.cam_classifier`` when the model has that attribute (library
+backbones, whose own ``classifier`` may be a module), else ``model.classifier`` when it is a
+string. A model says when CAM does not apply: that name is ``None`` and
+``model.cam_unsupported`` gives the reason (backbones check it by a probe forward, see
+:mod:`lookright.models.heads`); asking for CAM then raises a ConfigError with that reason.
+An explicit ``classifier=`` overrides the model's verdict.
 """
 
 from __future__ import annotations
@@ -27,9 +35,10 @@ class CAM(Extractor):
         self.post_relu = post_relu
 
     def _weights(self, model: nn.Module) -> torch.Tensor:
-        name = self.classifier or getattr(model, "classifier", None)
-        if not name:
-            raise ConfigError("CAM needs a global-average-pooling head; this model has none: use 'gradcam'")
+        reason = None if self.classifier else cam_unsupported(model)
+        if reason:
+            raise ConfigError(f"CAM does not apply to {type(model).__name__}: {reason}; use 'gradcam'")
+        name = self.classifier or cam_classifier(model)
         fc = model.get_submodule(name)
         if not isinstance(fc, nn.Linear):
             raise ConfigError(f"CAM classifier {name!r} must be nn.Linear, got {type(fc).__name__}")
@@ -53,6 +62,24 @@ class CAM(Extractor):
     def maps(self, acts: torch.Tensor, weights: torch.Tensor, logits: torch.Tensor, target_class) -> torch.Tensor:
         """``(B, h, w)`` maps from the hooked activations and the head's weights."""
         return class_activation_map(acts, weights, resolve_targets(target_class, logits))
+
+
+def cam_classifier(model: nn.Module) -> str | None:
+    """The name of the linear head CAM weights by (see the module docstring)."""
+    if hasattr(model, "cam_classifier"):
+        return model.cam_classifier
+    name = getattr(model, "classifier", None)
+    return name if isinstance(name, str) else None
+
+
+def cam_unsupported(model: nn.Module) -> str | None:
+    """Why CAM does not apply to ``model`` (``None`` when it does)."""
+    reason = getattr(model, "cam_unsupported", None)
+    if reason:
+        return reason
+    if not cam_classifier(model):
+        return "the model names no classifier that reads a global-average-pooled map (model.classifier is None)"
+    return None
 
 
 def class_activation_map(acts: torch.Tensor, weights: torch.Tensor, classes: torch.Tensor) -> torch.Tensor:

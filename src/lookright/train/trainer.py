@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from lookright.attention import Extractor, create_extractor_from
+from lookright.attention import Extractor, cam_unsupported, create_extractor_from
 from lookright.data import create_benchmark, load_embedded, load_mnist, split_validation
 from lookright.data.benchmark import Split
 from lookright.data.counterfactual import counterfactual, input_masks
@@ -97,17 +97,32 @@ def load_splits(cfg: RunConfig) -> tuple[Split, Split, Split, str]:
 
 
 def build_parts(cfg: RunConfig) -> tuple[nn.Module, Extractor | None, AlignmentLoss | None, Extractor]:
-    """Model, training extractor and loss (None for vanilla), and the evaluation extractor."""
+    """Model, training extractor and loss (None for vanilla), and the evaluation extractor.
+
+    Unset extractors default to CAM where it applies to the model and to Grad-CAM where it
+    does not (a ViT, a head with a norm or hidden layer); CAM asked for by name on such a model
+    is a ConfigError that names the key and says why.
+    """
     model = create_model(cfg.model.name, **cfg.model.options)
     if cfg.model.input_scale == "raw":
         model.input_spec = replace(model.input_spec, mean=0.0, std=1.0 / 255.0)
     loss_fn = create_loss(cfg.loss.name, **cfg.loss.options) if cfg.loss.name else None
     extractor = None
     if loss_fn is not None and not loss_fn.needs_model:
-        name = cfg.attention.extractor or loss_fn.default_extractor
+        name = extractor_name(model, cfg, "attention.extractor", cfg.attention.extractor, loss_fn.default_extractor)
         extractor = extractor_from_config(name, cfg, training=True)
-    eval_name = cfg.eval.extractor or ("cam" if getattr(model, "classifier", None) else "gradcam")
+    eval_name = extractor_name(model, cfg, "eval.extractor", cfg.eval.extractor, "cam")
     return model, extractor, loss_fn, extractor_from_config(eval_name, cfg)
+
+
+def extractor_name(model: nn.Module, cfg: RunConfig, key: str, chosen: str | None, default: str) -> str:
+    """``chosen``, else ``default`` with CAM replaced by Grad-CAM where CAM does not apply."""
+    reason = cam_unsupported(model)
+    if chosen is None:
+        return "gradcam" if default.startswith("cam") and reason else default
+    if chosen.startswith("cam") and reason:
+        raise ConfigError(f"{key}: {chosen} does not apply to model {cfg.model.name}: {reason}; use gradcam")
+    return chosen
 
 
 def extractor_from_config(name: str, cfg: RunConfig, training: bool = False) -> Extractor:
