@@ -14,7 +14,6 @@ from pathlib import Path
 
 import pytest
 import torch
-import yaml
 from typer.testing import CliRunner
 
 from conftest import CONFIGS, REPO
@@ -287,10 +286,10 @@ def test_corrupt_metrics_and_checkpoints_are_clear(tmp_path):
     torch.save({"epoch": 1}, other / "checkpoints" / "best.pt")  # no weights
     result = cli("eval", other)
     assert result.exit_code == 2 and "holds no model weights" in result.output
-    config = yaml.safe_load((other / "config.yaml").read_text())
-    config["model"] = {"name": "cdep-decoymnist", "options": {}, "input_scale": "model"}
-    (other / "config.yaml").write_text(yaml.safe_dump(config))  # evaluated as another architecture
-    torch.save(torch.load(other / "checkpoints" / "last.pt", weights_only=False), other / "checkpoints" / "best.pt")
+    from lookright.models import create_model
+
+    foreign = create_model("cdep-decoymnist").state_dict()  # weights of another architecture
+    torch.save({"model": foreign}, other / "checkpoints" / "best.pt")
     result = cli("eval", other)
     assert result.exit_code == 2 and "does not fit the configured model" in result.output
 
