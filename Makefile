@@ -6,7 +6,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.lookright-installed
 
-.PHONY: demo test install reproduce reproduce-suite reproduce-decoy-cdep reproduce-rl reproduce-vlm evaluate bench bench-quantus subset clean
+.PHONY: demo test install reproduce reproduce-suite reproduce-decoy-cdep reproduce-rl reproduce-vlm evaluate bench bench-backbones bench-quantus subset clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -67,6 +67,10 @@ evaluate: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) benchmarks/step_cost.py --rounds 11
+
+# ResNet-50 at 224 px: CAM / Grad-CAM alignment step over a CE step, and decode throughput (docs/speed.md)
+bench-backbones: $(STAMP)
+	$(PY) benchmarks/backbone_step_cost.py --rounds 5
 
 bench-quantus: $(STAMP)
 	$(PY) -m pip install -q -e '.[bench]'

@@ -18,9 +18,6 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import random
-import statistics
-import time
 from pathlib import Path
 
 import torch
@@ -30,6 +27,7 @@ from lookright.attention import create_extractor
 from lookright.data.counterfactual import counterfactual
 from lookright.losses import create_loss
 from lookright.models import create_model
+from timing import aligned_loss, ce_loss, measure, train_step  # benchmarks/ is on sys.path as a script
 
 CDEP_MODELS = ("lenet",)  # contextual decomposition supports LeNet-GAP and CDEP's CNN
 CASES = {
@@ -59,34 +57,24 @@ def make_case(name: str, device: torch.device):
     gen = torch.Generator().manual_seed(0)
 
     def step(loss_fn):
-        def run():
-            opt.zero_grad(set_to_none=True)
-            loss_fn().backward()
-            opt.step()
-        return run
-
-    def ce():
-        return F.cross_entropy(model(x), y)
+        return train_step(opt, loss_fn)
 
     def aligned(extractor, loss, target_map):
-        def total():
-            maps, logits = extractor.with_logits(model, x, y, differentiable=True)
-            return F.cross_entropy(logits, y) + loss(maps, target_map)
-        return total
+        return aligned_loss(model, x, y, extractor, loss, target_map)
 
     def counterfactual_ce():
         return F.cross_entropy(model(counterfactual(x, mask_in, "swap", gen)), y)
 
     def cdep_total():
         logits, penalty = cdep.model_loss(model, x, y, mask_in[:, 0])
-        return F.cross_entropy(logits, y) + penalty
+        return F.cross_entropy(logits, y) + penalty.loss
 
     def forward():
         with torch.no_grad():
             model(x)
 
     steps = {
-        "ce_step": step(ce),
+        "ce_step": step(ce_loss(model, x, y)),
         "cam_kl_step": step(aligned(cam, kl, target)),
         "gradcam_kl_step": step(aligned(gradcam, kl, target)),
         "gradcam_first_order_kl_step": step(aligned(gradcam_first, kl, target)),
@@ -99,30 +87,6 @@ def make_case(name: str, device: torch.device):
         steps["cdep_step"] = step(cdep_total)
     extraction = {"forward": forward, "cam": lambda: cam(model, x, y), "gradcam": lambda: gradcam(model, x, y)}
     return steps, extraction
-
-
-def sync(device):
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-
-
-def measure(fns: dict, rounds: int, device, warmup: int = 3) -> dict[str, float]:
-    for fn in fns.values():
-        for _ in range(warmup):
-            fn()
-    times: dict[str, list[float]] = {k: [] for k in fns}
-    order = list(fns)
-    rng = random.Random(0)
-    for _ in range(rounds):
-        rng.shuffle(order)  # no variant always runs right after the heaviest one
-        for key in order:
-            fn = fns[key]
-            sync(device)
-            t0 = time.perf_counter()
-            fn()
-            sync(device)
-            times[key].append(time.perf_counter() - t0)
-    return {k: statistics.median(v) for k, v in times.items()}
 
 
 def main() -> None:
