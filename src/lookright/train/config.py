@@ -111,8 +111,15 @@ class TrainConfig(Strict):
     patience: int | None = Field(None, ge=1, description="stop after this many epochs without a better selection score")
     counterfactual_dilate: int = Field(0, ge=0, description="mask margin (px) of the validation counterfactuals")
     eval_batch_size: int = Field(2000, ge=1)
-    device: str = "auto"
+    device: str = Field("auto", description="auto (CUDA when present, else CPU), cpu, cuda, cuda:N or mps")
     threads: int | None = Field(None, ge=1)
+    precision: Literal["32", "bf16-mixed", "16-mixed"] = Field(
+        "32", description="training-step precision (Lightning Fabric): 32 (full), bf16-mixed (CPU or GPU autocast), "
+                          "16-mixed (CUDA only, with a gradient scaler); evaluation always runs in full precision")
+    devices: int = Field(1, ge=1, description="devices of the run; only 1 for now (multi-device is refused)")
+    strategy: Literal["auto", "ddp"] = Field("auto", description="Fabric strategy; ddp is refused for now")
+    compile: bool = Field(False, description="torch.compile the model for the training steps that have no "
+                                             "attention map (vanilla, phase-1 CE); alignment steps run eagerly")
 
 
 class EvalConfig(Strict):

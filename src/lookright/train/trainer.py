@@ -46,7 +46,8 @@ from lookright.runs.progress import progress_bar
 from lookright.runs.provenance import provenance, resolve_device, set_threads
 from lookright.train.checkpoint import load_checkpoint, load_weights
 from lookright.train.config import FINGERPRINT_IGNORES, RunConfig
-from lookright.train.schedules import alignment_weight, create_optimizer, create_scheduler
+from lookright.train.fabric import check_accelerator, create_fabric, setup_model, setup_optimizer
+from lookright.train.schedules import alignment_weight
 from lookright.vlm.teacher import VLMTeacher, split_masks
 
 LAST = "checkpoints/last.pt"
@@ -264,6 +265,7 @@ def train(
     # every check that can fail on the config runs before the folder is touched
     set_threads(cfg.train.threads)
     device = resolve_device(cfg.train.device)
+    check_accelerator(cfg, device)
     build_parts(cfg)
     folder = RunFolder(run_dir)
     if resume and folder.state() == "new":
@@ -281,6 +283,9 @@ def _train(cfg: RunConfig, folder: RunFolder, found: str, progress: bool, stop_a
     torch.manual_seed(cfg.seed)
     model, extractor, loss_fn, eval_extractor = build_parts(cfg)
     model.to(device)
+    # Fabric runs the training step; extractors, checkpoints and evaluation keep the plain model
+    fabric = create_fabric(cfg, device)
+    step_model = setup_model(fabric, model, cfg.train.compile)
     train_split, val_split, test_split, source = load_splits(cfg)
     pipeline = MaskPipeline(cfg.target.pipeline) if loss_fn is not None else None
     x_probe = model.input_spec.prepare(torch.from_numpy(train_split.x[:2])).to(device)
@@ -295,8 +300,7 @@ def _train(cfg: RunConfig, folder: RunFolder, found: str, progress: bool, stop_a
 
     epochs, attn_epochs = cfg.train.epochs, cfg.train.attn_epochs
     phase_len = attn_epochs if attn_epochs else epochs
-    optimizer = create_optimizer(model.parameters(), cfg.optim)
-    scheduler = create_scheduler(optimizer, cfg.scheduler, phase_len)
+    optimizer, scheduler = setup_optimizer(fabric, model, cfg, phase_len)
     history: list[dict] = []
     best = {"score": None, "epoch": None}
     start_epoch = 0
@@ -304,11 +308,8 @@ def _train(cfg: RunConfig, folder: RunFolder, found: str, progress: bool, stop_a
         load_weights(model, state, run_dir / LAST)
         # at epoch == attn_epochs phase 2 starts with a fresh optimiser (created in the loop)
         if not (attn_epochs and state["epoch"] == attn_epochs):
-            if attn_epochs and state["epoch"] > attn_epochs:
-                optimizer = create_optimizer(model.parameters(), cfg.optim)
-                scheduler = create_scheduler(optimizer, cfg.scheduler, epochs - attn_epochs)
-            optimizer.load_state_dict(state["optimizer"])
-            scheduler.load_state_dict(state["scheduler"])
+            length = epochs - attn_epochs if attn_epochs and state["epoch"] > attn_epochs else phase_len
+            optimizer, scheduler = setup_optimizer(fabric, model, cfg, length, state)
         history, best, start_epoch = state["history"], state["best"], state["epoch"]
         torch.set_rng_state(state["rng"])
 
@@ -322,8 +323,7 @@ def _train(cfg: RunConfig, folder: RunFolder, found: str, progress: bool, stop_a
         task = bar.add_task(cfg.name, total=(epochs - start_epoch) * steps)
         for epoch in range(start_epoch, epochs):
             if attn_epochs and epoch == attn_epochs:
-                optimizer = create_optimizer(model.parameters(), cfg.optim)
-                scheduler = create_scheduler(optimizer, cfg.scheduler, epochs - attn_epochs)
+                optimizer, scheduler = setup_optimizer(fabric, model, cfg, epochs - attn_epochs)
             attention_only = epoch < attn_epochs
             # the attention map is extracted only when the alignment loss enters this phase's objective
             use_align = loss_fn is not None and not (attention_only and cfg.train.phase1_loss == "ce")
@@ -338,12 +338,13 @@ def _train(cfg: RunConfig, folder: RunFolder, found: str, progress: bool, stop_a
                 if cfg.augment.counterfactual > 0:
                     x = augment_batch(x, tr.input_mask[idx], cfg.augment, cf_gen)
                 if not use_align:
-                    logits = model(x)
+                    logits = step_model(x)
                     align = None
                 else:
-                    logits, (align, _valid) = alignment_step(model, extractor, loss_fn, x, y,
-                                                             tr.targets(idx, pipeline, grid), cfg.attention.target)
-                ce = F.cross_entropy(logits, y)
+                    with fabric.autocast():  # the extractor hooks the plain model's submodules
+                        logits, (align, _valid) = alignment_step(model, extractor, loss_fn, x, y,
+                                                                 tr.targets(idx, pipeline, grid), cfg.attention.target)
+                ce = F.cross_entropy(logits.float(), y)
                 if attention_only:
                     loss = align if cfg.train.phase1_loss == "align" else ce
                 else:
@@ -351,7 +352,7 @@ def _train(cfg: RunConfig, folder: RunFolder, found: str, progress: bool, stop_a
                 if not torch.isfinite(loss):
                     raise diverged(cfg, epoch, step, ce, align, lam)
                 optimizer.zero_grad(set_to_none=True)
-                loss.backward()
+                fabric.backward(loss)
                 optimizer.step()
                 sums["ce"] += ce.detach()
                 if align is not None:
@@ -409,7 +410,7 @@ def _train(cfg: RunConfig, folder: RunFolder, found: str, progress: bool, stop_a
         "epochs_run": len(history),
         "attention_mass": attention_mass(model, te, eval_extractor, cfg.train.eval_batch_size),
         "input_gradient_mass": input_gradient_mass(model, te, cfg.train.eval_batch_size),
-        "eval_extractor": eval_extractor.name,
+        "eval_extractor": eval_extractor.name, "precision": cfg.train.precision,
         "sizes": {"train": len(tr.y), "val": len(va.y), "test": len(te.y)},
         "history": history, "wall_time_s": round(elapsed, 2),
     }
