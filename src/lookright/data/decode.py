@@ -24,7 +24,7 @@ def decode_records(records: list[Record], size: int, what: str) -> tuple[np.ndar
     """``(x (N, C, size, size), mask (N, size, size), shortcut (N, size, size))`` uint8; C is 3 if
     any image is colour, else 1. One DataError lists every missing or unreadable file first."""
     with ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) as pool:
-        decoded = list(pool.map(lambda r: _decode(r, size), records))
+        decoded = list(pool.map(lambda r: decode_record(r, size), records))
     problems = Problems(what)
     for _, _, _, found in decoded:
         for message in found:
@@ -37,7 +37,8 @@ def decode_records(records: list[Record], size: int, what: str) -> tuple[np.ndar
     return np.ascontiguousarray(x.transpose(0, 3, 1, 2)), mask, shortcut
 
 
-def _decode(r: Record, size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str]]:
+def decode_record(r: Record, size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str]]:
+    """One record: ``(image (size, size, 1 or 3), mask, shortcut, problems)``."""
     found: list[str] = []
     zeros = np.zeros((size, size), np.uint8)
     try:

@@ -9,21 +9,30 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from lookright.data.assemble import assemble
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from lookright.data.assemble import assemble, split_rows
 from lookright.data.benchmark import Split
-from lookright.data.decode import decode_records
+from lookright.data.decode import GREY_MODES, decode_records
 from lookright.data.decode_cache import cached_decode
 from lookright.data.folder import scan_folder
 from lookright.data.manifest import read_manifest
 from lookright.data.npz_source import read_npz
-from lookright.data.table import Table
+from lookright.data.records import Problems
+from lookright.data.stream import StreamSplit, train_bytes
+from lookright.data.table import Table, record_columns
 from lookright.errors import ConfigError
 
 USER_SOURCES = ("manifest", "folder", "npz")
 
 
-def load_user_splits(d, seed: int) -> tuple[Split, Split, Split, str]:
-    """``d``: the DataConfig. Returns ``(train, val, test, source)``; ``source`` names the data and its classes."""
+def load_user_splits(d, seed: int, stream: bool | str = False) -> tuple[Split | StreamSplit, Split, Split, str]:
+    """``d``: the DataConfig. Returns ``(train, val, test, source)``; ``source`` names the data and its classes.
+
+    ``stream`` (True, False or ``"auto"``, see :func:`streams`): train is a :class:`StreamSplit`
+    whose images are decoded per batch; val and test are decoded and held in memory all the same.
+    """
     if d.name not in USER_SOURCES:
         raise ConfigError(f"data.name {d.name!r} is not a user dataset source ({', '.join(USER_SOURCES)})")
     location = d.root if d.name == "folder" else d.path
@@ -32,14 +41,56 @@ def load_user_splits(d, seed: int) -> tuple[Split, Split, Split, str]:
         raise ConfigError(f"data.name {d.name!r} needs {key}")
     location = Path(location).expanduser()
     what = f"{d.name} {location}"
-    table = read_table(d.name, location, d.image_size, what)
-    train, val, test, classes = assemble(table, d, seed, what)
+    if d.name == "npz":
+        if stream is True:
+            raise ConfigError("data.stream: true applies to manifest and folder datasets; an .npz is read whole "
+                              "(use data.stream: auto or false)")
+        train, val, test, classes = assemble(read_npz(location, d.image_size), d, seed, what)
+    else:
+        records = read_manifest(location) if d.name == "manifest" else scan_folder(location)
+        idx, y, classes = split_rows(*record_columns(records), d, seed, what)
+        if streams(stream, d, len(idx["train"])):
+            train, val, test = stream_splits(records, idx, y, d.image_size, what)
+        else:
+            arrays = cached_decode(records, d.image_size, lambda: decode_records(records, d.image_size, what))
+            train, val, test, classes = assemble(Table.from_records(records, arrays), d, seed, what)
     return train, val, test, f"{what} ({len(classes)} classes: {', '.join(classes)})"
 
 
-def read_table(kind: str, location: Path, size: int, what: str) -> Table:
-    if kind == "npz":
-        return read_npz(location, size)
-    records = read_manifest(location) if kind == "manifest" else scan_folder(location)
-    arrays = cached_decode(records, size, lambda: decode_records(records, size, what))
-    return Table.from_records(records, arrays)
+def streams(stream: bool | str, d, n_train: int) -> bool:
+    """True or False as given; ``"auto"``: stream when ``data.augment`` is set or the decoded train
+    split (counted at 3 channels) would take more than ``data.memory_budget_mb``."""
+    if stream != "auto":
+        return bool(stream)
+    return bool(d.augment) or train_bytes(n_train, d.image_size) > d.memory_budget_mb * 2**20
+
+
+def stream_splits(records, idx: dict, y: np.ndarray, size: int, what: str) -> tuple[StreamSplit, Split, Split]:
+    """Train undecoded; val and test decoded (one cached decode of their files) at train's channel count."""
+    held = [records[i] for i in np.concatenate([idx["val"], idx["test"]])]
+    x, mask, shortcut = cached_decode(held, size, lambda: decode_records(held, size, what))
+    train = [records[i] for i in idx["train"]]
+    channels = max(x.shape[1], image_channels(train, what))
+    x = np.repeat(x, channels // x.shape[1], axis=1)  # grey val/test beside colour train: 3 equal channels
+    k = len(idx["val"])
+    val = Split(x[:k], y[idx["val"]], mask[:k], shortcut[:k])
+    test = Split(x[k:], y[idx["test"]], mask[k:], shortcut[k:])
+    return StreamSplit(train, y[idx["train"]], size, channels, what), val, test
+
+
+def image_channels(records, what: str) -> int:
+    """3 if any image is colour, else 1, read from the files' headers; one DataError lists every
+    missing or unreadable image and missing mask file."""
+    problems, colour = Problems(what), False
+    for r in records:
+        try:
+            with Image.open(r.image) as im:
+                colour = colour or im.mode not in GREY_MODES
+        except (OSError, UnidentifiedImageError, ValueError) as exc:
+            problems.add(f"unreadable image {r.image} ({r.where}): {exc}")
+        for kind, path in (("mask", r.mask), ("shortcut", r.shortcut)):
+            if path is not None and not path.is_file():
+                problems.add(f"missing {kind} {path} ({r.where})")
+    problems.raise_if_any("fix or remove the files named above; nothing was trained")
+    return 3 if colour else 1
+

@@ -23,6 +23,10 @@ class Table:
 
     @classmethod
     def from_records(cls, records: list[Record], arrays: tuple[np.ndarray, np.ndarray, np.ndarray]) -> Table:
-        x, mask, shortcut = arrays
-        return cls(x, mask, shortcut, np.array([r.label for r in records], dtype=str),
-                   np.array([r.split or "" for r in records], dtype=str), [r.where for r in records])
+        return cls(*arrays, *record_columns(records))
+
+
+def record_columns(records: list[Record]) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """``(labels, split, where)`` of undecoded records, as a Table holds them."""
+    return (np.array([r.label for r in records], dtype=str), np.array([r.split or "" for r in records], dtype=str),
+            [r.where for r in records])

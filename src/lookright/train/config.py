@@ -33,6 +33,13 @@ class DataConfig(Strict):
                                                                "labels, sorted); y is the index in it")
     test_fraction: float = Field(0.2, gt=0.0, lt=1.0, description="user data: share of train carved as test "
                                                                   "when there is no test split")
+    stream: Literal["auto", True, False] = Field("auto", description="manifest/folder data: decode train images "
+                                                 "from disk per batch (auto: when the train split exceeds memory_budget_mb)")
+    memory_budget_mb: float = Field(2048, gt=0, description="stream: auto streams when the decoded train split is larger")
+    workers: int = Field(2, ge=0, description="streaming: DataLoader worker processes")
+    augment: list[str | dict[str, dict[str, Any]]] = Field(
+        default_factory=list, description="streaming: torchvision.transforms.v2 names (or {name: options}) applied "
+                                          "jointly to image and masks, e.g. [RandomHorizontalFlip]")
 
     @model_validator(mode="after")
     def _location(self) -> DataConfig:
@@ -40,6 +47,15 @@ class DataConfig(Strict):
             raise ValueError(f"data.name {self.name!r} needs data.path (the {'CSV' if self.name == 'manifest' else '.npz'} file)")
         if self.name == "folder" and not self.root:
             raise ValueError("data.name 'folder' needs data.root (ROOT/train/CLASS/IMAGE)")
+        if self.stream is True and self.name not in ("manifest", "folder"):
+            raise ValueError(f"data.stream: true applies to manifest and folder datasets, not {self.name!r} "
+                             "(benchmarks and .npz files are held in memory)")
+        if self.augment:
+            from lookright.data.stream import joint_transform  # torchvision only when asked for
+
+            joint_transform(self.augment)
+            if self.stream is False or self.name not in ("manifest", "folder"):
+                raise ValueError("data.augment needs streaming: a manifest or folder dataset with data.stream auto or true")
         return self
 
 
@@ -174,11 +190,15 @@ class RunConfig(RunConfigBase):
             raise ValueError("train.attn_epochs > 0 needs an alignment loss (loss.name)")
         if self.train.attn_epochs >= self.train.epochs:
             raise ValueError(f"train.attn_epochs ({self.train.attn_epochs}) must be < train.epochs ({self.train.epochs})")
+        if self.target.teacher == "vlm" and (self.data.stream is True or self.data.augment):
+            raise ValueError("target.teacher: vlm needs the train images in memory: set data.stream: false "
+                             "and no data.augment (streaming works with the mask teacher)")
         return self
 
 
 #: keys that do not change what a run trains: left out of its fingerprint (see lookright.runs.folder)
-FINGERPRINT_IGNORES = ("out_dir", "train.threads", "train.device", "train.eval_batch_size", "data.data_dir", "log")
+FINGERPRINT_IGNORES = ("out_dir", "train.threads", "train.device", "train.eval_batch_size", "data.data_dir", "log",
+                       "data.stream", "data.workers", "data.memory_budget_mb")
 
 
 def load_config(path: str | Path | None = None, overrides: list[str] | None = None, schema=None) -> RunConfig:

@@ -31,6 +31,7 @@ from lookright.data import create_benchmark, load_embedded, load_mnist, split_va
 from lookright.data.benchmark import Split
 from lookright.data.counterfactual import counterfactual, input_masks
 from lookright.data.sources import USER_SOURCES, load_user_splits
+from lookright.data.stream import RecordDataset, StreamSplit, batch_loader
 from lookright.errors import ConfigError, RunError, TrainingDiverged
 from lookright.losses import Alignment, AlignmentLoss, create_loss
 from lookright.metrics import MetricAccumulator, accuracy, energy_pointing_game, predict
@@ -73,12 +74,67 @@ class Tensors:
         return pipeline(self.teacher(self.raw[idx], idx), grid)
 
 
-def load_splits(cfg: RunConfig) -> tuple[Split, Split, Split, str]:
+@dataclass
+class Batch:
+    """One training batch on the device; ``targets()`` gives its alignment targets when asked."""
+
+    x: torch.Tensor
+    y: torch.Tensor
+    input_mask: torch.Tensor | None
+    targets: object  # () -> (B, *grid) targets
+
+
+class TensorBatches:
+    """Batches of a split held on the device: index slices of the permutation."""
+
+    def __init__(self, data: Tensors, pipeline, grid) -> None:
+        self.data, self.pipeline, self.grid = data, pipeline, grid
+
+    def __len__(self) -> int:
+        return len(self.data.y)
+
+    def batches(self, perm: torch.Tensor, bs: int, epoch: int):
+        d = self.data
+        perm = perm.to(d.y.device)
+        for start in range(0, len(perm), bs):
+            idx = perm[start : start + bs]
+            yield Batch(d.x[idx], d.y[idx], None if d.input_mask is None else d.input_mask[idx],
+                        lambda idx=idx: d.targets(idx, self.pipeline, self.grid))
+
+
+class StreamBatches:
+    """The same batches decoded from disk by a DataLoader (``data.workers`` processes), then moved
+    to the device; inputs, counterfactual masks and targets are made per batch as ``to_tensors``
+    makes them for a whole split."""
+
+    def __init__(self, split: StreamSplit, model: nn.Module, device, cfg: RunConfig, pipeline, grid) -> None:
+        self.dataset = RecordDataset(split, cfg.data.augment)
+        self.model, self.device, self.cfg, self.pipeline, self.grid = model, device, cfg, pipeline, grid
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def batches(self, perm: torch.Tensor, bs: int, epoch: int):
+        cfg, device = self.cfg, self.device
+        loader = batch_loader(self.dataset, perm, bs, cfg.data.workers, cfg.seed * 100_003 + epoch,
+                              pin_memory=device.type == "cuda")
+        for raw, y, mask, shortcut in loader:
+            raw, y, mask, shortcut = (t.to(device, non_blocking=True) for t in (raw, y, mask, shortcut))
+            x = self.model.input_spec.prepare(raw)
+            input_mask = input_masks(mask, x.shape[-2:], cfg.augment.dilate) if cfg.augment.counterfactual > 0 else None
+            yield Batch(x, y, input_mask, lambda raw=raw, mask=mask, shortcut=shortcut: self._targets(raw, mask, shortcut))
+
+    def _targets(self, raw, mask, shortcut) -> torch.Tensor:
+        teacher = TEACHERS.create("mask", masks=mask if self.cfg.target.source == "mask" else shortcut)
+        return build_targets(teacher, raw, self.pipeline, self.grid)
+
+
+def load_splits(cfg: RunConfig) -> tuple[Split | StreamSplit, Split, Split, str]:
     """Load a user dataset (manifest, folder, npz) or generate the benchmark; carve train /
-    validation / test (shifted) splits."""
+    validation / test (shifted) splits. Train is a :class:`StreamSplit` when ``data.stream`` says so."""
     d = cfg.data
     if d.name in USER_SOURCES:
-        train, val, test, source = load_user_splits(d, cfg.seed)
+        train, val, test, source = load_user_splits(d, cfg.seed, False if cfg.target.teacher == "vlm" else d.stream)
         n_classes, wanted = int(train.y.max()) + 1, cfg.model.options.get("num_classes", 10)
         if n_classes > wanted:
             raise ConfigError(f"{source}: {n_classes} classes but the model has {wanted} outputs; "
@@ -288,15 +344,17 @@ def _train(cfg: RunConfig, folder: RunFolder, found: str, progress: bool, stop_a
     step_model = setup_model(fabric, model, cfg.train.compile)
     train_split, val_split, test_split, source = load_splits(cfg)
     pipeline = MaskPipeline(cfg.target.pipeline) if loss_fn is not None else None
-    x_probe = model.input_spec.prepare(torch.from_numpy(train_split.x[:2])).to(device)
+    x_probe = model.input_spec.prepare(torch.from_numpy(val_split.x[:2])).to(device)
     grid = attention_grid(model, extractor, x_probe) if extractor is not None else None
     if loss_fn is not None and loss_fn.needs_model:
         grid = tuple(x_probe.shape[-2:])  # its region lives at the model input's resolution
     clip = None
     if pipeline is not None and cfg.target.teacher == "vlm":
         clip = cfg.target.vlm.load_clip()
-    tr, va, te = (to_tensors(s, model, device, cfg, pipeline, grid, name, clip)
-                  for s, name in ((train_split, "train"), (val_split, "val"), (test_split, "test")))
+    tr = (StreamBatches(train_split, model, device, cfg, pipeline, grid) if isinstance(train_split, StreamSplit)
+          else TensorBatches(to_tensors(train_split, model, device, cfg, pipeline, grid, "train", clip), pipeline, grid))
+    va, te = (to_tensors(s, model, device, cfg, pipeline, grid, name, clip)
+              for s, name in ((val_split, "val"), (test_split, "test")))
 
     epochs, attn_epochs = cfg.train.epochs, cfg.train.attn_epochs
     phase_len = attn_epochs if attn_epochs else epochs
@@ -314,7 +372,7 @@ def _train(cfg: RunConfig, folder: RunFolder, found: str, progress: bool, stop_a
         torch.set_rng_state(state["rng"])
 
     prior_elapsed = state.get("elapsed", 0.0) if state is not None else 0.0
-    n = len(tr.y)
+    n = len(tr)
     bs = cfg.train.batch_size
     steps = (n + bs - 1) // bs
     model.train()
@@ -329,21 +387,20 @@ def _train(cfg: RunConfig, folder: RunFolder, found: str, progress: bool, stop_a
             use_align = loss_fn is not None and not (attention_only and cfg.train.phase1_loss == "ce")
             lam = alignment_weight(cfg.loss, epoch, attn_epochs)
             gen = torch.Generator().manual_seed(cfg.seed * 100_003 + epoch)
-            perm = torch.randperm(n, generator=gen).to(device)
+            perm = torch.randperm(n, generator=gen)
             cf_gen = torch.Generator().manual_seed(cfg.seed * 100_003 + epoch + 50_000)
             sums = {"ce": 0.0, "align": 0.0}
-            for step in range(steps):
-                idx = perm[step * bs : (step + 1) * bs]
-                x, y = tr.x[idx], tr.y[idx]
+            for step, batch in enumerate(tr.batches(perm, bs, epoch)):
+                x, y = batch.x, batch.y
                 if cfg.augment.counterfactual > 0:
-                    x = augment_batch(x, tr.input_mask[idx], cfg.augment, cf_gen)
+                    x = augment_batch(x, batch.input_mask, cfg.augment, cf_gen)
                 if not use_align:
                     logits = step_model(x)
                     align = None
                 else:
                     with fabric.autocast():  # the extractor hooks the plain model's submodules
                         logits, (align, _valid) = alignment_step(model, extractor, loss_fn, x, y,
-                                                                 tr.targets(idx, pipeline, grid), cfg.attention.target)
+                                                                 batch.targets(), cfg.attention.target)
                 ce = F.cross_entropy(logits.float(), y)
                 if attention_only:
                     loss = align if cfg.train.phase1_loss == "align" else ce
@@ -411,7 +468,7 @@ def _train(cfg: RunConfig, folder: RunFolder, found: str, progress: bool, stop_a
         "attention_mass": attention_mass(model, te, eval_extractor, cfg.train.eval_batch_size),
         "input_gradient_mass": input_gradient_mass(model, te, cfg.train.eval_batch_size),
         "eval_extractor": eval_extractor.name, "precision": cfg.train.precision,
-        "sizes": {"train": len(tr.y), "val": len(va.y), "test": len(te.y)},
+        "sizes": {"train": len(tr), "val": len(va.y), "test": len(te.y)},
         "history": history, "wall_time_s": round(elapsed, 2),
     }
     save_run_figures(run_dir, model, te, eval_extractor, pipeline, metrics, cfg.eval.figure_images)

@@ -1,0 +1,88 @@
+"""Streaming user datasets: batches decoded from disk per step follow the in-memory path exactly."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import CONFIGS
+from lookright.data.example import write_example
+from lookright.data.sources import load_user_splits
+from lookright.data.stream import PermutationBatches, RecordDataset, StreamSplit, batch_loader
+from lookright.errors import ConfigError
+from lookright.train.config import DataConfig, load_config
+from lookright.train.trainer import train
+
+
+@pytest.fixture(scope="module")
+def example(tmp_path_factory):
+    return write_example(tmp_path_factory.mktemp("stream") / "ex", n=60, size=32)
+
+
+def run(csv, tmp_path, name, *extra):
+    cfg = load_config(None, [f"name={name}", "data.name=manifest", f"data.path={csv}", "data.image_size=28",
+                             "model.name=lenet", "model.options={num_classes: 4}", "train.epochs=2",
+                             "train.batch_size=16", "loss.name=kl", "train.device=cpu", *extra])
+    return json.loads(json.dumps(train(cfg, tmp_path / name, progress=False)))
+
+
+def test_stream_matches_in_memory(example, tmp_path):
+    memory = run(example, tmp_path, "memory", "data.stream=false")
+    streamed = run(example, tmp_path, "streamed", "data.stream=true", "data.workers=2")
+    assert memory["sizes"] == streamed["sizes"]
+    assert streamed["shifted_test_acc"] == pytest.approx(memory["shifted_test_acc"], abs=1e-5)
+    for a, b in zip(memory["history"], streamed["history"], strict=True):
+        for key, value in a.items():
+            if isinstance(value, float):
+                assert b[key] == pytest.approx(value, abs=1e-5), key
+            else:
+                assert b[key] == value, key
+
+
+def test_dataset_decodes_what_memory_holds(example):
+    memory, *_ = load_user_splits(DataConfig(name="manifest", path=str(example), image_size=28), 0)
+    streamed, *_ = load_user_splits(DataConfig(name="manifest", path=str(example), image_size=28), 0, stream=True)
+    assert isinstance(streamed, StreamSplit) and len(streamed) == len(memory)
+    ds = RecordDataset(streamed)
+    for i in (0, len(ds) - 1):
+        x, y, mask, shortcut = ds[i]
+        assert np.array_equal(x.numpy(), memory.x[i]) and y == memory.y[i]
+        assert np.array_equal(mask.numpy(), memory.mask[i]) and np.array_equal(shortcut.numpy(), memory.shortcut[i])
+
+
+def test_batches_follow_the_permutation(example):
+    split, *_ = load_user_splits(DataConfig(name="manifest", path=str(example), image_size=28), 0, stream=True)
+    perm = torch.randperm(len(split), generator=torch.Generator().manual_seed(3))
+    assert [len(b) for b in PermutationBatches(perm, 16)] == [16, 16, len(split) - 32]
+    ys = torch.cat([y for _, y, _, _ in batch_loader(RecordDataset(split), perm, 16, 0, 0)])
+    assert torch.equal(ys, torch.from_numpy(split.y)[perm])
+
+
+def test_augment_moves_masks_with_the_image(example):
+    split, *_ = load_user_splits(DataConfig(name="manifest", path=str(example), image_size=28), 0, stream=True)
+    plain, flipped = RecordDataset(split), RecordDataset(split, [{"RandomHorizontalFlip": {"p": 1.0}}])
+    (x, _, m, s), (fx, _, fm, fs) = plain[0], flipped[0]
+    assert torch.equal(fx, x.flip(-1)) and torch.equal(fm, m.flip(-1)) and torch.equal(fs, s.flip(-1))
+
+
+def test_auto_streams_over_the_budget(example):
+    small = DataConfig(name="manifest", path=str(example), image_size=28)
+    assert not isinstance(load_user_splits(small, 0, stream="auto")[0], StreamSplit)
+    tiny = DataConfig(name="manifest", path=str(example), image_size=28, memory_budget_mb=0.01)
+    assert isinstance(load_user_splits(tiny, 0, stream="auto")[0], StreamSplit)
+
+
+def test_config_errors(example):
+    with pytest.raises(Exception, match="not a torchvision.transforms.v2 transform"):
+        DataConfig(name="manifest", path=str(example), augment=["NoSuchFlip"])
+    with pytest.raises(Exception, match="needs streaming"):
+        DataConfig(name="manifest", path=str(example), stream=False, augment=["RandomHorizontalFlip"])
+    with pytest.raises(Exception, match="manifest and folder"):
+        DataConfig(name="colormnist", stream=True)
+    with pytest.raises(Exception, match="teacher: vlm needs the train images in memory"):
+        load_config(str(CONFIGS / "colormnist-kl-vlm.yaml"), ["data.name=manifest", f"data.path={example}", "data.stream=true"])
+    with pytest.raises(ConfigError, match="an .npz is read whole"):
+        load_user_splits(DataConfig(name="npz", path=str(example)), 0, stream=True)
