@@ -198,7 +198,8 @@ class RunConfig(RunConfigBase):
 
 #: keys that do not change what a run trains: left out of its fingerprint (see lookright.runs.folder)
 FINGERPRINT_IGNORES = ("out_dir", "train.threads", "train.device", "train.eval_batch_size", "data.data_dir", "log",
-                       "data.stream", "data.workers", "data.memory_budget_mb")
+                       "data.stream", "data.workers", "data.memory_budget_mb", "train.devices", "train.strategy",
+                       "train.compile")
 
 
 def load_config(path: str | Path | None = None, overrides: list[str] | None = None, schema=None) -> RunConfig:
