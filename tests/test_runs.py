@@ -511,6 +511,8 @@ def test_names_seeds_and_grids_that_would_mislead_are_refused(tmp_path):
         assert result.exit_code == 2 and message in result.output, (args, result.output)
         assert "Traceback" not in result.output
     assert not (tmp_path.parent / "escape").exists()
+    result = cli("sweep", CONFIG, "--grid", "optim.lr=0.10,0.1", *TINY, f"out_dir={tmp_path}")
+    assert "['0.1', '0.10']" in result.output  # brackets in a message are printed, not read as markup
 
 
 def test_edited_configs_and_records_are_caught(tmp_path):

@@ -190,7 +190,7 @@ def sweep(
                           gpus_per_run, asha)
         done = succeeded(results)
         if done:
-            console.print(summary_table(done), soft_wrap=True)
+            console.print(summary_table(done), soft_wrap=True, markup=False)
         raise_failures(results)
     except LookrightError as exc:
         fail(exc)
@@ -242,7 +242,7 @@ def status(
     except LookrightError as exc:
         fail(exc)
     shown = (*STATES, "damaged") if all_runs else ("running", "interrupted", "failed", "damaged")
-    console.print(status_text(rows, shown), soft_wrap=True, highlight=False)
+    console.print(status_text(rows, shown), soft_wrap=True, highlight=False, markup=False)
 
 
 @app.command("selection-study")

@@ -8,6 +8,7 @@ from typing import Annotated, Literal
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from lookright.errors import LookrightError
 from lookright.atomic import write_text_atomic
@@ -29,7 +30,7 @@ Overrides = Annotated[list[str] | None, typer.Argument(help="key=value overrides
 
 def fail(exc: Exception) -> None:
     """Print ``error: ...`` and exit with status 2."""
-    console.print(f"[bold red]error:[/] {exc}", soft_wrap=True, highlight=False)
+    console.print(f"[bold red]error:[/] {escape(str(exc))}", soft_wrap=True, highlight=False)
     raise typer.Exit(code=2)
 
 
@@ -82,7 +83,7 @@ def emit(text: str, out: Path | None) -> None:
             write_text_atomic(out, text)
         except OSError as exc:
             raise LookrightError(f"--out {out}: {exc.strerror}; choose a writable location") from None
-    console.print(text, soft_wrap=True, highlight=False)
+    console.print(text, soft_wrap=True, highlight=False, markup=False)
 
 
 def run_all(execute, specs: list, title: str, storage: str | Path, backend: str = "local", jobs: int = 1,
