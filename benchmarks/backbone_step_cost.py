@@ -4,10 +4,10 @@
   classes) at 224 px, batch 16: plain cross-entropy (the baseline), CE + CAMAL on the CAM of the
   same forward pass, and CE + CAMAL on Grad-CAM (second order, and first order: alpha held
   constant), as ratios to the CE step with the bars of the issue (CAM <= 1.05x, Grad-CAM <= 1.10x);
-* decode throughput (images/s) of a generated manifest dataset (``write_example``) at the same
-  size. lookright has no streaming Dataset (everything is decoded up front by
-  ``lookright.data.decode.decode_records``), so this times that function: over the whole list
-  (its own thread pool, ``min(8, cpus)`` threads) and one record per call (serial).
+* data throughput (images/s) of a generated manifest dataset (``write_example``) at the same
+  size: the in-memory path's ``decode_records`` (its own thread pool, ``min(8, cpus)`` threads)
+  and the streaming path's ``DataLoader`` over ``RecordDataset`` (batches of ``--batch``) with 0
+  and 2 worker processes.
 
 The step variants are interleaved (every round runs each once, in a shuffled order) and the
 median is reported, so machine load hits every variant alike. Results are Markdown on stdout
@@ -29,6 +29,7 @@ from lookright.attention import create_extractor
 from lookright.data.decode import decode_records
 from lookright.data.example import write_example
 from lookright.data.manifest import read_manifest
+from lookright.data.stream import RecordDataset, StreamSplit, batch_loader
 from lookright.losses import create_loss
 from lookright.models import create_model
 from timing import aligned_loss, ce_loss, measure, train_step  # benchmarks/ is on sys.path as a script
@@ -63,15 +64,19 @@ def step_times(arch: str, size: int, batch: int, rounds: int, warmup: int, devic
     return measure({k: train_step(opt, fn) for k, fn in losses.items()}, rounds, device, warmup=warmup)
 
 
-def decode_throughput(n: int, size: int, rounds: int) -> dict[str, float]:
-    """Images per second of ``decode_records`` on ``n`` generated ``size``-px images (with masks)."""
+def decode_throughput(n: int, size: int, rounds: int, batch: int) -> dict[str, float]:
+    """Images per second on ``n`` generated ``size``-px images (with masks): in memory, and streamed."""
     with tempfile.TemporaryDirectory() as tmp:
         records = read_manifest(write_example(tmp, n=n, size=size))
         what = f"example {tmp}"
-        times = measure({
-            "pool": lambda: decode_records(records, size, what),
-            "serial": lambda: [decode_records([r], size, what) for r in records],
-        }, rounds, torch.device("cpu"), warmup=1)
+        split = StreamSplit(records, torch.zeros(len(records)).numpy(), size, 3, what)
+        perm = torch.arange(len(records))
+
+        def stream(workers: int):
+            return lambda: [b for b in batch_loader(RecordDataset(split), perm, batch, workers, 0)]
+
+        times = measure({"pool": lambda: decode_records(records, size, what), "stream0": stream(0),
+                         "stream2": stream(2)}, rounds, torch.device("cpu"), warmup=1)
     return {k: len(records) / t for k, t in times.items()}
 
 
@@ -98,14 +103,14 @@ def markdown(args, device: torch.device, steps: dict[str, float], decode: dict[s
     if decode is not None:
         lines += [
             "",
-            f"Decode throughput, {args.images} generated {args.size}-px RGB images with masks "
-            f"(`write_example`), `decode_records` (lookright has no streaming Dataset; "
-            f"median of {args.decode_rounds} rounds):",
+            f"Data throughput, {args.images} generated {args.size}-px RGB images with masks "
+            f"(`write_example`), median of {args.decode_rounds} rounds:",
             "",
-            "| decode | images/s |",
+            "| path | images/s |",
             "|---|---|",
-            f"| whole list (lookright's thread pool, min(8, cpus) threads) | {decode['pool']:.0f} |",
-            f"| one record per call (serial) | {decode['serial']:.0f} |",
+            f"| in memory: `decode_records` (thread pool, min(8, cpus) threads) | {decode['pool']:.0f} |",
+            f"| streamed: DataLoader over `RecordDataset`, batch {args.batch}, 0 workers | {decode['stream0']:.0f} |",
+            f"| streamed: DataLoader over `RecordDataset`, batch {args.batch}, 2 workers | {decode['stream2']:.0f} |",
         ]
     return "\n".join(lines) + "\n"
 
@@ -124,7 +129,7 @@ def main() -> None:
     args = parser.parse_args()
     device = torch.device(args.device)
     steps = step_times(args.arch, args.size, args.batch, args.rounds, args.warmup, device)
-    decode = decode_throughput(args.images, args.size, args.decode_rounds) if args.images else None
+    decode = decode_throughput(args.images, args.size, args.decode_rounds, args.batch) if args.images else None
     text = markdown(args, device, steps, decode)
     print(text, end="")
     if args.out is not None:
