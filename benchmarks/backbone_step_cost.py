@@ -3,7 +3,7 @@
 * training step (forward, backward, SGD step) of ``torchvision:resnet50`` (random init, 10
   classes) at 224 px, batch 16: plain cross-entropy (the baseline), CE + CAMAL on the CAM of the
   same forward pass, and CE + CAMAL on Grad-CAM (second order, and first order: alpha held
-  constant), as ratios to the CE step with the bars of the issue (CAM <= 1.05x, Grad-CAM <= 1.10x);
+  constant), as ratios to the CE step with the targets (CAM <= 1.05x, Grad-CAM <= 1.10x);
 * data throughput (images/s) of a generated manifest dataset (``write_example``) at the same
   size: the in-memory path's ``decode_records`` (its own thread pool, ``min(8, cpus)`` threads)
   and the streaming path's ``DataLoader`` over ``RecordDataset`` (batches of ``--batch``) with 0
