@@ -3,6 +3,7 @@ table to ``--out``, and the option names (``--seeds``, ``--first-seed``, ``--job
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -50,11 +51,7 @@ def check_writable(out: Path) -> None:
     if (out.parent / "run.json").is_file():
         raise LookrightError(f"--out {out} is inside the run folder {out.parent}; a run's files are written by the "
                              "run alone: choose a file outside it")
-    parent = out.parent
-    while not parent.exists():
-        parent = parent.parent
-    if not parent.is_dir() or not _can_write(parent):
-        raise LookrightError(f"--out {out}: cannot write into {parent}; choose a writable location")
+    _check_creatable(out, out.parent)
 
 
 def check_out_folder(out: Path) -> None:
@@ -62,17 +59,16 @@ def check_out_folder(out: Path) -> None:
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise LookrightError(f"--out {out} is a file; give a folder for the report")
-    parent = out
-    while not parent.exists():
-        parent = parent.parent
-    if not parent.is_dir() or not _can_write(parent):
-        raise LookrightError(f"--out {out}: cannot write into {parent}; choose a writable location")
+    _check_creatable(out, out)
 
 
-def _can_write(folder: Path) -> bool:
-    import os
-
-    return os.access(folder, os.W_OK | os.X_OK)
+def _check_creatable(out: Path, folder: Path) -> None:
+    """``folder`` (``out`` or its parent) can be created and written: its nearest existing
+    ancestor is a writable folder."""
+    while not folder.exists():
+        folder = folder.parent
+    if not folder.is_dir() or not os.access(folder, os.W_OK | os.X_OK):
+        raise LookrightError(f"--out {out}: cannot write into {folder}; choose a writable location")
 
 
 def emit(text: str, out: Path | None) -> None:

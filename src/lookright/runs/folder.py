@@ -69,18 +69,19 @@ def fingerprint(tree: dict, ignore: tuple[str, ...] = ()) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-def _flatten(tree: Any, prefix: str = "") -> dict[str, Any]:
+def flatten(tree: Any, prefix: str = "") -> dict[str, Any]:
+    """``{"a": {"b": 1}}`` -> ``{"a.b": 1}`` (an empty mapping is a leaf)."""
     if isinstance(tree, dict) and tree:
         out: dict[str, Any] = {}
         for key, value in tree.items():
-            out.update(_flatten(value, f"{prefix}{key}."))
+            out.update(flatten(value, f"{prefix}{key}."))
         return out
     return {prefix[:-1]: tree}
 
 
 def config_diff(old: dict, new: dict, limit: int = 12) -> str:
     """``"train.epochs: 3 -> 5; seed: 0 -> 1"`` for the keys whose values differ."""
-    a, b = _flatten(old), _flatten(new)
+    a, b = flatten(old), flatten(new)
     missing = object()
     keys = sorted(k for k in set(a) | set(b) if a.get(k, missing) != b.get(k, missing))
     parts = [f"{k}: {a.get(k, '(unset)')!r} -> {b.get(k, '(unset)')!r}" for k in keys[:limit]]

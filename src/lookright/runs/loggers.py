@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from lookright.errors import ConfigError
+from lookright.runs.folder import flatten
 
 BACKENDS = ("tensorboard", "wandb", "mlflow")
 
@@ -83,7 +84,7 @@ class MlflowLogger:
         if "MLFLOW_TRACKING_URI" not in os.environ:
             mlflow.set_tracking_uri((Path(run_dir) / "mlruns").resolve().as_uri())
         self.run = mlflow.start_run(run_name=name)
-        mlflow.log_params({k: str(v)[:250] for k, v in _flat(config).items()})
+        mlflow.log_params({k: str(v)[:250] for k, v in flatten(config).items()})
 
     def log_scalars(self, step: int, values: dict) -> None:
         self.mlflow.log_metrics(values, step=step)
@@ -93,16 +94,6 @@ class MlflowLogger:
 
     def close(self) -> None:
         self.mlflow.end_run()
-
-
-def _flat(tree: dict, prefix: str = "") -> dict:
-    out = {}
-    for key, value in tree.items():
-        if isinstance(value, dict):
-            out.update(_flat(value, f"{prefix}{key}."))
-        else:
-            out[f"{prefix}{key}"] = value
-    return out
 
 
 class Loggers:

@@ -322,22 +322,22 @@ def train(
     set_threads(cfg.train.threads)
     device = resolve_device(cfg.train.device)
     check_accelerator(cfg, device)
-    build_parts(cfg)
+    torch.manual_seed(cfg.seed)  # the model's initialisation; building it also validates every name
+    parts = build_parts(cfg)
     folder = RunFolder(run_dir)
     if resume and folder.state() == "new":
         raise RunError(f"{run_dir} holds no run to resume; start it without --resume")
     found = folder.open("supervised", config_tree(cfg), dump_config(cfg), FINGERPRINT_IGNORES, resume=resume)
     with folder.guard():
-        return _train(cfg, folder, found, progress, stop_after_epoch, device, started, on_epoch)
+        return _train(cfg, folder, found, parts, progress, stop_after_epoch, device, started, on_epoch)
 
 
-def _train(cfg: RunConfig, folder: RunFolder, found: str, progress: bool, stop_after_epoch: int | None,
+def _train(cfg: RunConfig, folder: RunFolder, found: str, parts: tuple, progress: bool, stop_after_epoch: int | None,
            device: torch.device, started: float, on_epoch=None) -> dict:
     run_dir = folder.path
     state = load_checkpoint(run_dir / LAST) if found != "new" and (run_dir / LAST).is_file() else None
 
-    torch.manual_seed(cfg.seed)
-    model, extractor, loss_fn, eval_extractor = build_parts(cfg)
+    model, extractor, loss_fn, eval_extractor = parts
     model.to(device)
     # Fabric runs the training step; extractors, checkpoints and evaluation keep the plain model
     fabric = create_fabric(cfg, device)
