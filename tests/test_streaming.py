@@ -86,3 +86,46 @@ def test_config_errors(example):
         load_config(str(CONFIGS / "colormnist-kl-vlm.yaml"), ["data.name=manifest", f"data.path={example}", "data.stream=true"])
     with pytest.raises(ConfigError, match="an .npz is read whole"):
         load_user_splits(DataConfig(name="npz", path=str(example)), 0, stream=True)
+
+
+def test_val_and_test_stream_when_asked_or_over_the_budget(example):
+    forced = load_user_splits(DataConfig(name="manifest", path=str(example), image_size=28), 0, stream=True)
+    assert all(isinstance(s, StreamSplit) for s in forced[:3])
+    small = DataConfig(name="manifest", path=str(example), image_size=28, augment=["RandomHorizontalFlip"])
+    train, val, test, _ = load_user_splits(small, 0, stream="auto")  # augmentation streams train only
+    assert isinstance(train, StreamSplit) and not isinstance(val, StreamSplit) and not isinstance(test, StreamSplit)
+    tiny = DataConfig(name="manifest", path=str(example), image_size=28, memory_budget_mb=0.01)
+    assert all(isinstance(s, StreamSplit) for s in load_user_splits(tiny, 0, stream="auto")[:3])
+
+
+def test_streamed_evaluation_equals_the_whole_split(example):
+    """Every validation metric, the counterfactual score included, batch by batch from disk."""
+    from lookright.metrics.counterfactual import counterfactual_scores
+    from lookright.targets import MaskPipeline
+    from lookright.train.evaluation import EvalSet, attention_mass, evaluate
+    from lookright.train.trainer import attention_grid, build_parts
+
+    cfg = load_config(None, ["data.name=manifest", f"data.path={example}", "data.image_size=28", "model.name=lenet",
+                             "model.options={num_classes: 4}", "loss.name=kl", "data.workers=0"])
+    torch.manual_seed(0)
+    model, extractor, loss_fn, eval_extractor = build_parts(cfg)
+    model.eval()
+    _, memory_val, _, _ = load_user_splits(cfg.data, 0)
+    _, streamed_val, _, _ = load_user_splits(cfg.data, 0, stream=True)
+    pipeline = MaskPipeline(cfg.target.pipeline)
+    grid = attention_grid(model, extractor, model.input_spec.prepare(torch.from_numpy(memory_val.x[:2])))
+    memory = EvalSet(memory_val, model, torch.device("cpu"), cfg, pipeline, grid, "val")
+    streamed = EvalSet(streamed_val, model, torch.device("cpu"), cfg, pipeline, grid, "val")
+    a, b = evaluate(model, memory, extractor, loss_fn, cfg), evaluate(model, streamed, extractor, loss_fn, cfg)
+    assert a["acc"] == b["acc"] and a["counterfactual"] == b["counterfactual"]
+    assert b["loss"] == pytest.approx(a["loss"], abs=1e-6) and b["align"] == pytest.approx(a["align"], abs=1e-6)
+    # the batched score is the whole-split metric of lookright.metrics
+    t = memory.tensors
+    assert a["counterfactual"] == counterfactual_scores(model, t.x, t.y, t.input_mask, cfg.seed, 7)
+    for bs in (7, 1000):
+        cfg.train.eval_batch_size = bs
+        assert evaluate(model, streamed, extractor, loss_fn, cfg)["counterfactual"] == a["counterfactual"]
+    mass_a, mass_b = attention_mass(model, memory, eval_extractor, 5), attention_mass(model, streamed, eval_extractor, 9)
+    for region in ("digit", "shortcut"):
+        assert mass_b[region]["mean"] == pytest.approx(mass_a[region]["mean"], abs=1e-6)
+        assert mass_b[region]["images"] == mass_a[region]["images"] == len(memory)

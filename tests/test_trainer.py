@@ -177,7 +177,7 @@ def test_phase1_cross_entropy_and_exp_selection(tmp_path):
 
 
 def test_selection_rules():
-    from lookright.train.trainer import selection_score
+    from lookright.train.evaluation import selection_score
 
     cfg = kl_config()
     assert selection_score(cfg, 0, {"acc": 90.0, "align": 0.5}) is None  # phase 1 is never selected

@@ -75,7 +75,8 @@ def test_missing_clip_weights_name_the_option(tmp_path):
 def test_training_from_cache_and_on_the_fly_sees_the_same_targets(clip_folder, tmp_path):
     from lookright.targets import MaskPipeline
     from lookright.train import load_config
-    from lookright.train.trainer import build_parts, load_splits, to_tensors, train
+    from lookright.train.batches import to_tensors
+    from lookright.train.trainer import build_parts, load_splits, train
     from lookright.vlm.backends import load_clip
 
     cached_cfg = load_config(CONFIG, _overrides(clip_folder, tmp_path / "cache"))
@@ -96,6 +97,31 @@ def test_training_from_cache_and_on_the_fly_sees_the_same_targets(clip_folder, t
     for cfg, name in ((cached_cfg, "cached"), (fly_cfg, "fly")):
         metrics = train(cfg, tmp_path / name, progress=False)
         assert metrics["shifted_test_acc"] >= 0 and len(metrics["history"]) == 2
+
+
+def test_the_vlm_teacher_draws_masks_on_a_manifest_dataset(clip_folder, tmp_path):
+    """User data: prompts per class from the dataset's own class names, at the data's resolution."""
+    from lookright.data.example import write_example
+    from lookright.errors import ConfigError
+    from lookright.train import load_config
+    from lookright.train.trainer import train
+
+    csv = write_example(tmp_path / "ex", n=48, size=32)
+    cache = tmp_path / "cache"
+    overrides = [f"data.path={csv}", "data.name=manifest", "data.image_size=32", "model.options={num_classes: 4}",
+                 "train.epochs=2", "train.attn_epochs=1", "train.batch_size=16", f"target.vlm.path={clip_folder}",
+                 f"target.vlm.cache_dir={cache}", "log.backends=[]", "target.vlm.foreground=null"]
+    metrics = train(load_config(CONFIG, overrides), tmp_path / "run", progress=False)
+    assert len(metrics["history"]) == 2 and metrics["history"][-1]["val_align"] is not None
+    entries = [json.loads(p.read_text()) for p in cache.glob("*/meta.json")]
+    assert len(entries) == 3  # train, val, test
+    for meta in entries:
+        assert meta["fields"]["teacher"]["class_names"] == ["circle", "cross", "square", "triangle"]
+        assert meta["fields"]["teacher"]["foreground"] == "a photo of a {name}."
+        assert meta["shape"][1:] == [32, 32]
+    wrong = load_config(CONFIG, [*overrides, "target.vlm.class_names=[a, b]"])
+    with pytest.raises(ConfigError, match="class_names has 2 names but the dataset has 4 classes"):
+        train(wrong, tmp_path / "wrong", progress=False)
 
 
 def _imported(package: Path) -> set[str]:

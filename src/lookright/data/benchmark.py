@@ -50,6 +50,21 @@ class Split:
         return Split(*(getattr(self, f.name)[index] for f in fields(self)))
 
 
+class DataSource(str):
+    """A dataset's description (a str, as written to ``metrics.json``) and its class names in label
+    order (``classes``; None for the MNIST benchmarks, whose classes are the digits)."""
+
+    classes: tuple[str, ...] | None
+
+    def __new__(cls, description: str, classes=None) -> DataSource:
+        source = super().__new__(cls, description)
+        source.classes = None if classes is None else tuple(str(c) for c in classes)
+        return source
+
+    def __reduce__(self):
+        return DataSource, (str(self), self.classes)
+
+
 @dataclass
 class Benchmark:
     name: str

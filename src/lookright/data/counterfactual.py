@@ -69,12 +69,16 @@ def counterfactual(x: torch.Tensor, mask: torch.Tensor, fill: str = "swap",
                         "resize them with input_masks(masks, x.shape[-2:])")
     if fill == "swap":
         p = partners(len(x), generator, x.device)
-        other, m_p = x[p], mask[p]
-        outside = (1.0 - m_p)
-        bg = (other * outside).sum(dim=(2, 3), keepdim=True) / outside.sum(dim=(2, 3), keepdim=True).clamp_min(1.0)
-        other = outside * other + m_p * bg
-    else:
-        lo, hi = x.amin(), x.amax()
-        u = torch.rand(x.shape, generator=generator).to(x.device, x.dtype)
-        other = lo + (hi - lo) * u
+        return swap_fill(x, mask, x[p], mask[p])
+    lo, hi = x.amin(), x.amax()
+    u = torch.rand(x.shape, generator=generator).to(x.device, x.dtype)
+    other = lo + (hi - lo) * u
     return mask * x + (1.0 - mask) * other
+
+
+def swap_fill(x: torch.Tensor, mask: torch.Tensor, other: torch.Tensor, other_mask: torch.Tensor) -> torch.Tensor:
+    """``M * x + (1 - M) * ((1 - M_p) * x_p + M_p * bg_p)`` image by image, for partners ``x_p``
+    (``other``) with masks ``M_p``; ``bg_p`` is each partner's per-channel mean outside its mask."""
+    outside = 1.0 - other_mask
+    bg = (other * outside).sum(dim=(2, 3), keepdim=True) / outside.sum(dim=(2, 3), keepdim=True).clamp_min(1.0)
+    return mask * x + (1.0 - mask) * (outside * other + other_mask * bg)

@@ -13,25 +13,28 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from lookright.data.assemble import assemble, split_rows
-from lookright.data.benchmark import Split
+from lookright.data.benchmark import DataSource, Split
 from lookright.data.decode import GREY_MODES, decode_records
 from lookright.data.decode_cache import cached_decode
 from lookright.data.folder import scan_folder
 from lookright.data.manifest import read_manifest
 from lookright.data.npz_source import read_npz
 from lookright.data.records import Problems
-from lookright.data.stream import StreamSplit, train_bytes
+from lookright.data.stream import StreamSplit, decoded_bytes
 from lookright.data.table import Table, record_columns
 from lookright.errors import ConfigError
 
 USER_SOURCES = ("manifest", "folder", "npz")
 
 
-def load_user_splits(d, seed: int, stream: bool | str = False) -> tuple[Split | StreamSplit, Split, Split, str]:
-    """``d``: the DataConfig. Returns ``(train, val, test, source)``; ``source`` names the data and its classes.
+def load_user_splits(d, seed: int, stream: bool | str = False) -> tuple[Split | StreamSplit, Split | StreamSplit,
+                                                                       Split | StreamSplit, DataSource]:
+    """``d``: the DataConfig. Returns ``(train, val, test, source)``; ``source`` names the data and its classes
+    (:class:`~lookright.data.benchmark.DataSource`).
 
     ``stream`` (True, False or ``"auto"``, see :func:`streams`): train is a :class:`StreamSplit`
-    whose images are decoded per batch; val and test are decoded and held in memory all the same.
+    whose images are decoded per batch; val and test stream too with ``True``, or with ``"auto"``
+    when their decoded images exceed the budget, and are decoded and held in memory otherwise.
     """
     if d.name not in USER_SOURCES:
         raise ConfigError(f"data.name {d.name!r} is not a user dataset source ({', '.join(USER_SOURCES)})")
@@ -50,11 +53,12 @@ def load_user_splits(d, seed: int, stream: bool | str = False) -> tuple[Split | 
         records = read_manifest(location) if d.name == "manifest" else scan_folder(location)
         idx, y, classes = split_rows(*record_columns(records), d, seed, what)
         if streams(stream, d, len(idx["train"])):
-            train, val, test = stream_splits(records, idx, y, d.image_size, what)
+            held = stream is True or decoded_bytes(len(idx["val"]) + len(idx["test"]), d.image_size) > budget_bytes(d)
+            train, val, test = stream_splits(records, idx, y, d.image_size, what, held)
         else:
             arrays = cached_decode(records, d.image_size, lambda: decode_records(records, d.image_size, what))
             train, val, test, classes = assemble(Table.from_records(records, arrays), d, seed, what)
-    return train, val, test, f"{what} ({len(classes)} classes: {', '.join(classes)})"
+    return train, val, test, DataSource(f"{what} ({len(classes)} classes: {', '.join(map(str, classes))})", classes)
 
 
 def streams(stream: bool | str, d, n_train: int) -> bool:
@@ -62,11 +66,21 @@ def streams(stream: bool | str, d, n_train: int) -> bool:
     split (counted at 3 channels) would take more than ``data.memory_budget_mb``."""
     if stream != "auto":
         return bool(stream)
-    return bool(d.augment) or train_bytes(n_train, d.image_size) > d.memory_budget_mb * 2**20
+    return bool(d.augment) or decoded_bytes(n_train, d.image_size) > budget_bytes(d)
 
 
-def stream_splits(records, idx: dict, y: np.ndarray, size: int, what: str) -> tuple[StreamSplit, Split, Split]:
-    """Train undecoded; val and test decoded (one cached decode of their files) at train's channel count."""
+def budget_bytes(d) -> float:
+    return d.memory_budget_mb * 2**20
+
+
+def stream_splits(records, idx: dict, y: np.ndarray, size: int, what: str,
+                  stream_held: bool = False) -> tuple[StreamSplit, Split | StreamSplit, Split | StreamSplit]:
+    """Train undecoded; val and test undecoded too (``stream_held``) or decoded (one cached decode of
+    their files), at the channel count of all three."""
+    if stream_held:
+        channels = image_channels([records[i] for part in idx.values() for i in part], what)
+        return tuple(StreamSplit([records[i] for i in idx[k]], y[idx[k]], size, channels, what)
+                     for k in ("train", "val", "test"))
     held = [records[i] for i in np.concatenate([idx["val"], idx["test"]])]
     x, mask, shortcut = cached_decode(held, size, lambda: decode_records(held, size, what))
     train = [records[i] for i in idx["train"]]
@@ -94,3 +108,9 @@ def image_channels(records, what: str) -> int:
     problems.raise_if_any("fix or remove the files named above; nothing was trained")
     return 3 if colour else 1
 
+
+def decoded_split(split: StreamSplit) -> Split:
+    """A streamed split decoded into memory (one cached decode of its files)."""
+    x, mask, shortcut = cached_decode(split.records, split.size,
+                                      lambda: decode_records(split.records, split.size, split.what))
+    return Split(np.repeat(x, split.channels // x.shape[1], axis=1), split.y, mask, shortcut)

@@ -36,8 +36,8 @@ class StreamSplit:
         return len(self.y)
 
 
-def train_bytes(n: int, size: int, channels: int = 3) -> int:
-    """What holding ``n`` decoded train images costs in memory: the float32 model input plus two uint8 masks."""
+def decoded_bytes(n: int, size: int, channels: int = 3) -> int:
+    """What holding ``n`` decoded images costs in memory: the float32 model input plus two uint8 masks."""
     return n * size * size * (4 * channels + 2)
 
 
@@ -91,22 +91,45 @@ class RecordDataset(Dataset):
         return x, int(s.y[i]), mask, shortcut
 
 
-class PermutationBatches(Sampler):
-    """The index slices ``perm[k * bs : (k + 1) * bs]``, in order: the trainer's batches."""
+def first_images(split, n: int) -> torch.Tensor:
+    """The first ``n`` images of a :class:`~lookright.data.benchmark.Split` or a :class:`StreamSplit`, uint8 ``(n, C, H, W)``."""
+    if isinstance(split, StreamSplit):
+        dataset = RecordDataset(split)
+        return torch.stack([dataset[i][0] for i in range(min(n, len(split)))])
+    return torch.from_numpy(split.x[:n])
 
-    def __init__(self, perm: torch.Tensor, batch_size: int) -> None:
-        self.perm, self.batch_size = perm.cpu(), batch_size
+
+def shard_slices(perm: torch.Tensor, batch_size: int, shard: tuple[int, int] = (0, 1)):
+    """The trainer's batches: the index slices ``perm[k * bs : (k + 1) * bs]`` in order, each cut
+    into ``world`` near-equal contiguous parts of which process ``rank`` takes its own
+    (``shard = (rank, world)``; one process takes whole slices). A last slice with fewer images
+    than processes is left out on every process, so that all take the same number of steps."""
+    rank, world = shard
+    for start in range(0, len(perm), batch_size):
+        idx = perm[start : start + batch_size]
+        if world == 1:
+            yield idx
+        elif len(idx) >= world:
+            yield idx.tensor_split(world)[rank]
+
+
+class PermutationBatches(Sampler):
+    """:func:`shard_slices` of ``perm`` as a batch sampler."""
+
+    def __init__(self, perm: torch.Tensor, batch_size: int, shard: tuple[int, int] = (0, 1)) -> None:
+        self.perm, self.batch_size, self.shard = perm.cpu(), batch_size, shard
 
     def __len__(self) -> int:
-        return (len(self.perm) + self.batch_size - 1) // self.batch_size
+        return sum(1 for _ in shard_slices(self.perm, self.batch_size, self.shard))
 
     def __iter__(self):
-        for start in range(0, len(self.perm), self.batch_size):
-            yield self.perm[start : start + self.batch_size].tolist()
+        for idx in shard_slices(self.perm, self.batch_size, self.shard):
+            yield idx.tolist()
 
 
 def batch_loader(dataset: RecordDataset, perm: torch.Tensor, batch_size: int, workers: int, seed: int,
-                 pin_memory: bool = False) -> DataLoader:
-    """A DataLoader over ``perm``'s batches; ``seed`` seeds the workers' augmentation (not the global RNG)."""
-    return DataLoader(dataset, batch_sampler=PermutationBatches(perm, batch_size), num_workers=workers,
-                      pin_memory=pin_memory, generator=torch.Generator().manual_seed(seed))
+                 pin_memory: bool = False, shard: tuple[int, int] = (0, 1)) -> DataLoader:
+    """A DataLoader over ``perm``'s batches (this process's shards); ``seed`` seeds the workers'
+    augmentation (not the global RNG)."""
+    return DataLoader(dataset, batch_sampler=PermutationBatches(perm, batch_size, shard), num_workers=workers,
+                      pin_memory=pin_memory, generator=torch.Generator().manual_seed(seed + 1_000_003 * shard[0]))

@@ -132,8 +132,10 @@ class TrainConfig(Strict):
     precision: Literal["32", "bf16-mixed", "16-mixed"] = Field(
         "32", description="training-step precision (Lightning Fabric): 32 (full), bf16-mixed (CPU or GPU autocast), "
                           "16-mixed (CUDA only, with a gradient scaler); evaluation always runs in full precision")
-    devices: int = Field(1, ge=1, description="devices of the run; only 1 for now (multi-device is refused)")
-    strategy: Literal["auto", "ddp"] = Field("auto", description="Fabric strategy; ddp is refused for now")
+    devices: int = Field(1, ge=1, description="devices of the run: > 1 trains data-parallel (DDP) in that many "
+                                              "processes, on the first visible GPUs or on CPU")
+    strategy: Literal["auto", "ddp"] = Field("auto", description="Fabric strategy: devices > 1 always runs DDP; "
+                                                                 "with one device both run in this process")
     compile: bool = Field(False, description="torch.compile the model for the training steps that have no "
                                              "attention map (vanilla, phase-1 CE); alignment steps run eagerly")
 
@@ -194,6 +196,15 @@ class RunConfig(RunConfigBase):
             raise ValueError("target.teacher: vlm needs the train images in memory: set data.stream: false "
                              "and no data.augment (streaming works with the mask teacher)")
         return self
+
+
+    def for_dataset(self, source) -> RunConfig:
+        """This config with what depends on the data resolved: the VLM teacher's unset prompts and
+        class names (:meth:`VLMSettings.for_dataset`) from ``source.classes``."""
+        if self.target.vlm is None:
+            return self
+        vlm = self.target.vlm.for_dataset(source.classes)
+        return self.model_copy(update={"target": self.target.model_copy(update={"vlm": vlm})})
 
 
 #: keys that do not change what a run trains: left out of its fingerprint (see lookright.runs.folder)

@@ -13,10 +13,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from lookright.errors import CheckpointError
-from lookright.metrics import accuracy, predict, wilson
+from lookright.metrics import accuracy, wilson
 from lookright.metrics.suite import attention_suite
 from lookright.targets import MaskPipeline
 from lookright.atomic import write_file_atomic
@@ -24,10 +23,10 @@ from lookright.runs.folder import RunFolder
 from lookright.runs.provenance import resolve_device
 from lookright.train.checkpoint import load_checkpoint, load_weights
 from lookright.train.config import load_config
-from lookright.train.trainer import (
-    BEST, LAST, attention_grid, attention_mass, build_parts, evaluate, extractor_from_config, load_splits,
-    to_tensors,
-)
+from lookright.data.sources import decoded_split
+from lookright.data.stream import StreamSplit, first_images
+from lookright.train.evaluation import EvalSet, attention_mass, evaluate, predictions
+from lookright.train.trainer import BEST, LAST, attention_grid, build_parts, extractor_from_config, load_splits
 
 EVAL_DIR = "eval"
 
@@ -77,16 +76,20 @@ def _evaluate(run_dir: Path, metrics: dict, extractor: str | None, overrides: li
     if extractor:
         eval_extractor = extractor_from_config(extractor, cfg)
     device = next(model.parameters()).device
-    _, val_split, test_split, _ = load_splits(cfg)
+    _, val_split, test_split, source = load_splits(cfg)
+    cfg = cfg.for_dataset(source)
+    if isinstance(test_split, StreamSplit):  # the attention suite reads the shifted test split at random
+        test_split = decoded_split(test_split)
     pipeline = MaskPipeline(cfg.target.pipeline) if loss_fn is not None else None
-    x_probe = model.input_spec.prepare(torch.from_numpy(test_split.x[:2])).to(device)
+    x_probe = model.input_spec.prepare(first_images(test_split, 2)).to(device)
     grid = attention_grid(model, train_extractor, x_probe) if train_extractor is not None else None
-    va = to_tensors(val_split, model, device, cfg, pipeline, grid, "val")
-    te = to_tensors(test_split, model, device, cfg, pipeline, grid, "test")
+    va = EvalSet(val_split, model, device, cfg, pipeline, grid, "val")
+    te_set = EvalSet(test_split, model, device, cfg, pipeline, grid, "test")
+    te = te_set.tensors
     bs = cfg.train.eval_batch_size
 
     val = evaluate(model, va, train_extractor, loss_fn, cfg)
-    pred = predict(model, te.x, bs)
+    pred = predictions(model, te_set, bs)
     correct = int((pred == te.y).sum())
     low, high = wilson(correct, len(te.y))
     suite = attention_suite(model, te.x, te.y, te.mask, te.shortcut, eval_extractor, cfg.eval, bs, cfg.seed)
@@ -104,7 +107,7 @@ def _evaluate(run_dir: Path, metrics: dict, extractor: str | None, overrides: li
     metrics.update({
         "val_acc": val["acc"], "val_align": val.get("align"),
         "shifted_test_acc": shifted, "shifted_test_acc_wilson95": [100 * low, 100 * high],
-        "attention_mass": attention_mass(model, te, eval_extractor, bs),
+        "attention_mass": attention_mass(model, te_set, eval_extractor, bs),
         "reliance": {"val_acc": val["acc"], "shifted_test_acc": shifted, "gap": val["acc"] - shifted,
                      "attention_on_shortcut": suite["shortcut_mass"]["mean"]},
         "evaluation": {"extractor": eval_extractor.name, "split": "shifted test",

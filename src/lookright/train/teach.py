@@ -30,9 +30,10 @@ from lookright.vlm.figures import teacher_figure
 from lookright.vlm.teacher import VLMTeacher, split_masks
 
 
-def _splits(cfg: RunConfig):
-    train, val, test, _source = load_splits(cfg)
-    return {"train": train, "val": val, "test": test}
+def _splits(cfg: RunConfig) -> tuple[RunConfig, dict]:
+    """The config with its prompts resolved for the data, and the splits by name."""
+    train, val, test, source = load_splits(cfg)
+    return cfg.for_dataset(source), {"train": train, "val": val, "test": test}
 
 
 def _require_vlm(cfg: RunConfig) -> None:
@@ -45,7 +46,7 @@ def teach(cfg: RunConfig, progress: bool = True) -> dict:
     _require_vlm(cfg)
     if cfg.target.vlm.cache_dir is None:
         raise ConfigError("target.vlm.cache_dir is null: there is no cache to fill")
-    splits = _splits(cfg)
+    cfg, splits = _splits(cfg)
     v = cfg.target.vlm
     clip = v.load_clip()
     out = {}
@@ -66,7 +67,8 @@ def evaluate_teacher(cfg: RunConfig, methods: list[str], max_images: int = 2000,
                      figure_images: int = 6, progress: bool = True) -> dict:
     """Pseudo-mask quality of each method on the first ``max_images`` shifted-test images."""
     _require_vlm(cfg)
-    test = _splits(cfg)["test"]
+    cfg, splits = _splits(cfg)
+    test = splits["test"]
     n = min(max_images, len(test))
     v = cfg.target.vlm
     clip = v.load_clip()

@@ -15,123 +15,52 @@ step (TrainingDiverged).
 
 from __future__ import annotations
 
-import math
 import time
 from contextlib import closing
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+from lightning_fabric import Fabric
 from torch import nn
 
 from lookright.attention import Extractor, cam_unsupported, create_extractor_from
 from lookright.data import create_benchmark, load_embedded, load_mnist, split_validation
-from lookright.data.benchmark import Split
-from lookright.data.counterfactual import counterfactual, input_masks
+from lookright.data.benchmark import DataSource, Split
+from lookright.data.counterfactual import counterfactual
 from lookright.data.sources import USER_SOURCES, load_user_splits
-from lookright.data.stream import RecordDataset, StreamSplit, batch_loader
+from lookright.data.stream import StreamSplit, first_images
 from lookright.errors import ConfigError, RunError, TrainingDiverged
-from lookright.losses import Alignment, AlignmentLoss, create_loss
-from lookright.metrics import MetricAccumulator, accuracy, energy_pointing_game, predict
-from lookright.metrics.counterfactual import counterfactual_scores
+from lookright.losses import AlignmentLoss, create_loss
 from lookright.models import create_model
 from lookright.report.figures import attention_grid_figure, figure_pixels, save_run_figures
-from lookright.targets import TEACHERS, MaskPipeline, build_targets
+from lookright.targets import MaskPipeline
 from lookright.atomic import save_torch_atomic
 from lookright.runs.config import config_tree, dump_config
 from lookright.runs.folder import RunFolder
 from lookright.runs.loggers import Loggers
 from lookright.runs.progress import progress_bar
 from lookright.runs.provenance import provenance, resolve_device, set_threads
+from lookright.train.batches import StreamBatches, TensorBatches, to_tensors
 from lookright.train.checkpoint import load_checkpoint, load_weights
 from lookright.train.config import FINGERPRINT_IGNORES, RunConfig
-from lookright.train.fabric import check_accelerator, create_fabric, setup_model, setup_optimizer
+from lookright.train.evaluation import (
+    EvalSet, alignment_step, attention_mass, evaluate, input_gradient_mass, selection_score, test_accuracy,
+)
+from lookright.train.fabric import (
+    check_accelerator, create_fabric, load_precision_state, precision_state, setup_model, setup_optimizer,
+)
 from lookright.train.schedules import alignment_weight
-from lookright.vlm.teacher import VLMTeacher, split_masks
 
 LAST = "checkpoints/last.pt"
 BEST = "checkpoints/best.pt"
 
 
-@dataclass
-class Tensors:
-    """One split on the device: model inputs, labels, alignment targets, raw masks."""
-
-    x: torch.Tensor
-    y: torch.Tensor
-    target: torch.Tensor | None
-    mask: torch.Tensor
-    shortcut: torch.Tensor
-    input_mask: torch.Tensor | None = None  # (N, 1, h, w) relevant mask at the model input's size
-    raw: torch.Tensor | None = None  # uint8 images, kept for a teacher run inside the loop
-    teacher: object | None = None  # on-the-fly teacher: targets = pipeline(teacher(raw[idx], idx))
-
-    def targets(self, idx: torch.Tensor, pipeline, grid) -> torch.Tensor:
-        if self.target is not None:
-            return self.target[idx]
-        return pipeline(self.teacher(self.raw[idx], idx), grid)
-
-
-@dataclass
-class Batch:
-    """One training batch on the device; ``targets()`` gives its alignment targets when asked."""
-
-    x: torch.Tensor
-    y: torch.Tensor
-    input_mask: torch.Tensor | None
-    targets: object  # () -> (B, *grid) targets
-
-
-class TensorBatches:
-    """Batches of a split held on the device: index slices of the permutation."""
-
-    def __init__(self, data: Tensors, pipeline, grid) -> None:
-        self.data, self.pipeline, self.grid = data, pipeline, grid
-
-    def __len__(self) -> int:
-        return len(self.data.y)
-
-    def batches(self, perm: torch.Tensor, bs: int, epoch: int):
-        d = self.data
-        perm = perm.to(d.y.device)
-        for start in range(0, len(perm), bs):
-            idx = perm[start : start + bs]
-            yield Batch(d.x[idx], d.y[idx], None if d.input_mask is None else d.input_mask[idx],
-                        lambda idx=idx: d.targets(idx, self.pipeline, self.grid))
-
-
-class StreamBatches:
-    """The same batches decoded from disk by a DataLoader (``data.workers`` processes), then moved
-    to the device; inputs, counterfactual masks and targets are made per batch as ``to_tensors``
-    makes them for a whole split."""
-
-    def __init__(self, split: StreamSplit, model: nn.Module, device, cfg: RunConfig, pipeline, grid) -> None:
-        self.dataset = RecordDataset(split, cfg.data.augment)
-        self.model, self.device, self.cfg, self.pipeline, self.grid = model, device, cfg, pipeline, grid
-
-    def __len__(self) -> int:
-        return len(self.dataset)
-
-    def batches(self, perm: torch.Tensor, bs: int, epoch: int):
-        cfg, device = self.cfg, self.device
-        loader = batch_loader(self.dataset, perm, bs, cfg.data.workers, cfg.seed * 100_003 + epoch,
-                              pin_memory=device.type == "cuda")
-        for raw, y, mask, shortcut in loader:
-            raw, y, mask, shortcut = (t.to(device, non_blocking=True) for t in (raw, y, mask, shortcut))
-            x = self.model.input_spec.prepare(raw)
-            input_mask = input_masks(mask, x.shape[-2:], cfg.augment.dilate) if cfg.augment.counterfactual > 0 else None
-            yield Batch(x, y, input_mask, lambda raw=raw, mask=mask, shortcut=shortcut: self._targets(raw, mask, shortcut))
-
-    def _targets(self, raw, mask, shortcut) -> torch.Tensor:
-        teacher = TEACHERS.create("mask", masks=mask if self.cfg.target.source == "mask" else shortcut)
-        return build_targets(teacher, raw, self.pipeline, self.grid)
-
-
-def load_splits(cfg: RunConfig) -> tuple[Split | StreamSplit, Split, Split, str]:
+def load_splits(cfg: RunConfig) -> tuple[Split | StreamSplit, Split | StreamSplit, Split | StreamSplit, DataSource]:
     """Load a user dataset (manifest, folder, npz) or generate the benchmark; carve train /
-    validation / test (shifted) splits. Train is a :class:`StreamSplit` when ``data.stream`` says so."""
+    validation / test (shifted) splits; user data's splits are :class:`StreamSplit` s when ``data.stream`` says so."""
     d = cfg.data
     if d.name in USER_SOURCES:
         train, val, test, source = load_user_splits(d, cfg.seed, False if cfg.target.teacher == "vlm" else d.stream)
@@ -150,7 +79,7 @@ def load_splits(cfg: RunConfig) -> tuple[Split | StreamSplit, Split, Split, str]
         test = test.take(np.arange(min(d.max_test, len(test))))
     bench.train = train
     train, val = split_validation(bench, d.val_fraction, d.val_mode, cfg.seed, mnist_grey=grey)
-    return train, val, test, bench.source
+    return train, val, test, DataSource(bench.source)
 
 
 def build_parts(cfg: RunConfig) -> tuple[nn.Module, Extractor | None, AlignmentLoss | None, Extractor]:
@@ -197,110 +126,6 @@ def attention_grid(model: nn.Module, extractor: Extractor, x: torch.Tensor) -> t
     return tuple(maps.shape[-2:])
 
 
-def to_tensors(split: Split, model: nn.Module, device, cfg: RunConfig, pipeline, grid, split_name: str = "train",
-               clip=None) -> Tensors:
-    x = model.input_spec.prepare(torch.from_numpy(split.x)).to(device)
-    mask = torch.from_numpy(split.mask).to(device)
-    shortcut = torch.from_numpy(split.shortcut).to(device)
-    data = Tensors(x=x, y=torch.from_numpy(split.y).to(device), target=None, mask=mask, shortcut=shortcut)
-    # the relevant mask at the input's size: for counterfactual augmentation (train) and the
-    # counterfactual validation score (val); the shifted test split never needs it
-    if split_name == "val":
-        data.input_mask = input_masks(mask, x.shape[-2:], cfg.train.counterfactual_dilate)
-    elif split_name == "train" and cfg.augment.counterfactual > 0:
-        data.input_mask = input_masks(mask, x.shape[-2:], cfg.augment.dilate)
-    if pipeline is None:
-        return data
-    raw = torch.from_numpy(split.x).to(device)
-    if cfg.target.teacher == "vlm":
-        teacher = VLMTeacher(cfg.target.vlm, split.y, clip=clip)
-        if cfg.target.vlm.mode == "on-the-fly" and split_name == "train":
-            data.raw, data.teacher = raw, teacher
-            return data
-        masks, _status = split_masks(teacher, split.x, {"benchmark": cfg.data.name, "seed": cfg.seed, "split": split_name})
-        teacher = TEACHERS.create("mask", masks=torch.from_numpy(masks).to(device))
-    else:
-        teacher = TEACHERS.create("mask", masks=mask if cfg.target.source == "mask" else shortcut)
-    data.target = build_targets(teacher, raw, pipeline, grid)
-    return data
-
-
-def alignment_step(model, extractor, loss_fn, x, y, target, target_mode,
-                   differentiable=True) -> tuple[torch.Tensor, Alignment]:
-    """Forward once; return logits and the batch's ``Alignment(loss, valid)``."""
-    if loss_fn.needs_model:  # input-space penalties that read the model (CDEP)
-        with torch.set_grad_enabled(differentiable):
-            return loss_fn.model_loss(model, x, y, target)
-    cls = y if target_mode == "label" else None
-    maps, logits = extractor.with_logits(model, x, cls, differentiable=differentiable)
-    return logits, loss_fn.evaluate(maps, target)
-
-
-@torch.no_grad()
-def _no_grad_eval(model, x, y, bs):
-    return accuracy(predict(model, x, bs), y)
-
-
-def evaluate(model, data: Tensors, extractor, loss_fn, cfg: RunConfig) -> dict:
-    """Accuracy and (if a loss is set) mean alignment loss on a split, in eval mode."""
-    was_training = model.training
-    model.eval()
-    bs = cfg.train.eval_batch_size
-    with torch.no_grad():
-        logits = torch.cat([model(data.x[i : i + bs]) for i in range(0, len(data.y), bs)])
-    out = {"acc": accuracy(logits.argmax(1), data.y), "loss": F.cross_entropy(logits, data.y).item()}
-    if data.input_mask is not None:
-        out["counterfactual"] = counterfactual_scores(model, data.x, data.y, data.input_mask, cfg.seed, bs,
-                                                      clean=logits.argmax(1))
-    if loss_fn is not None and data.target is not None:
-        total, n = 0.0, 0
-        for i in range(0, len(data.y), bs):
-            _, (value, k) = alignment_step(model, extractor, loss_fn, data.x[i : i + bs], data.y[i : i + bs],
-                                           data.target[i : i + bs], cfg.attention.target, differentiable=False)
-            total, n = total + value.item() * k, n + k
-        out["align"] = total / n if n else None
-    model.train(was_training)
-    return out
-
-
-def attention_mass(model, data: Tensors, extractor, bs: int) -> dict:
-    """Energy of the extractor's map (true class) on the digit and on the shortcut region."""
-    was_training = model.training
-    model.eval()
-    digit, shortcut = MetricAccumulator(energy_pointing_game), MetricAccumulator(energy_pointing_game)
-    for i in range(0, len(data.y), bs):
-        maps = extractor(model, data.x[i : i + bs], data.y[i : i + bs])
-        digit.update(maps, data.mask[i : i + bs])
-        shortcut.update(maps, data.shortcut[i : i + bs])
-    model.train(was_training)
-    return {"digit": digit.compute(), "shortcut": shortcut.compute()}
-
-
-def input_gradient_mass(model, data: Tensors, bs: int) -> dict:
-    """Where the decision reads from, whatever the map shows: energy of the true class's squared
-    input gradient ``(d log p_y / dx)^2`` on the digit and on the shortcut region."""
-    return attention_mass(model, data, create_extractor_from("input-gradients", {"target": "class"}), bs)
-
-
-def selection_score(cfg: RunConfig, epoch: int, val: dict) -> float | None:
-    rule = cfg.train.selection
-    if rule == "last":
-        return float(epoch)
-    if epoch < cfg.train.attn_epochs:
-        return None
-    if rule == "val_loss":
-        return -val["loss"]
-    if rule == "counterfactual":
-        return val["counterfactual"]["acc"]
-    if rule in ("val_acc_x_align", "val_acc_x_exp_align"):
-        if val.get("align") is None:
-            raise ConfigError(f"train.selection {rule!r} needs an alignment loss")
-        if rule == "val_acc_x_align":
-            return val["acc"] * (1.0 - val["align"])
-        return val["acc"] * math.exp(-cfg.train.selection_beta * val["align"])
-    return val["acc"]
-
-
 def train(
     cfg: RunConfig,
     run_dir: str | Path,
@@ -314,7 +139,8 @@ def train(
     ``stop_after_epoch`` returns early after that epoch's checkpoint, as if the run had been
     interrupted there (used to test ``resume``). ``on_epoch(record)`` is called with each epoch's
     history record once its checkpoint is written (a scheduler such as ASHA may stop the run there:
-    it stays interrupted, never finished).
+    it stays interrupted, never finished). With ``train.devices > 1`` the epochs run in that many
+    processes (:mod:`lookright.train.fabric`) while this one holds the run folder.
     """
     run_dir = Path(run_dir)
     started = time.perf_counter()
@@ -322,6 +148,9 @@ def train(
     set_threads(cfg.train.threads)
     device = resolve_device(cfg.train.device)
     check_accelerator(cfg, device)
+    if on_epoch is not None and cfg.train.devices > 1:
+        raise ConfigError(f"train.devices={cfg.train.devices}: a run on several devices cannot report each epoch to a "
+                          "scheduler; run it without one (no --scheduler asha)")
     torch.manual_seed(cfg.seed)  # the model's initialisation; building it also validates every name
     parts = build_parts(cfg)
     folder = RunFolder(run_dir)
@@ -329,22 +158,62 @@ def train(
         raise RunError(f"{run_dir} holds no run to resume; start it without --resume")
     found = folder.open("supervised", config_tree(cfg), dump_config(cfg), FINGERPRINT_IGNORES, resume=resume)
     with folder.guard():
-        return _train(cfg, folder, found, parts, progress, stop_after_epoch, device, started, on_epoch)
+        fabric = create_fabric(cfg, device)
+        if fabric.world_size == 1:
+            out = run_epochs(fabric, cfg, run_dir, found, parts, progress, stop_after_epoch, started, on_epoch)
+        else:
+            out = launch_ranks(fabric, cfg, run_dir, found, progress, stop_after_epoch, started)
+        if "interrupted_after_epoch" in out:
+            return out
+        return folder.finish(out, provenance(device))
 
 
-def _train(cfg: RunConfig, folder: RunFolder, found: str, parts: tuple, progress: bool, stop_after_epoch: int | None,
-           device: torch.device, started: float, on_epoch=None) -> dict:
-    run_dir = folder.path
+def launch_ranks(fabric: Fabric, *args) -> dict:
+    """:func:`run_rank` in ``fabric.world_size`` spawned processes; rank 0's result. A process that
+    fails or dies is a RunError naming its cause (the others are stopped by torch)."""
+    from torch.multiprocessing import ProcessExitedException, ProcessRaisedException
+
+    try:
+        return fabric.launch(run_rank, *args)
+    except ProcessRaisedException as exc:
+        cause = str(exc).strip().splitlines()[-1]
+        raise RunError(f"a process of the {fabric.world_size}-device run failed: {cause}") from None
+    except ProcessExitedException as exc:
+        raise RunError(f"a process of the {fabric.world_size}-device run exited ({exc}); its error is printed above. "
+                       "A script that calls lookright's train() on several devices must run it under "
+                       "`if __name__ == \"__main__\":` (processes are spawned and import the script)") from None
+
+
+def run_rank(fabric: Fabric, cfg: RunConfig, run_dir: Path, found: str, progress: bool, stop_after_epoch: int | None,
+             started: float) -> dict:
+    """One process of a multi-device run: the same model (same seed), its shard of every batch."""
+    set_threads(cfg.train.threads)
+    torch.manual_seed(cfg.seed)
+    parts = build_parts(cfg)
+    return run_epochs(fabric, cfg, run_dir, found, parts, progress and fabric.global_rank == 0, stop_after_epoch, started)
+
+
+def run_epochs(fabric: Fabric, cfg: RunConfig, run_dir: Path, found: str, parts: tuple, progress: bool,
+               stop_after_epoch: int | None, started: float, on_epoch=None) -> dict:
+    """The epochs of a run (resumed from its last checkpoint when ``found`` is not new), then the
+    final metrics; or ``{"interrupted_after_epoch": k}``. Every process of a multi-device run
+    evaluates the full validation and test splits (identical weights give identical decisions);
+    only the first writes files."""
+    writer = fabric.global_rank == 0
+    device = fabric.device
     state = load_checkpoint(run_dir / LAST) if found != "new" and (run_dir / LAST).is_file() else None
 
     model, extractor, loss_fn, eval_extractor = parts
     model.to(device)
-    # Fabric runs the training step; extractors, checkpoints and evaluation keep the plain model
-    fabric = create_fabric(cfg, device)
+    # Fabric runs the training step; checkpoints and evaluation keep the plain model, and the
+    # extractors hook its submodules (through the DDP wrapper on several devices, so that
+    # gradients are averaged across processes)
     step_model = setup_model(fabric, model, cfg.train.compile)
+    align_model = model if fabric.world_size == 1 else step_model
     train_split, val_split, test_split, source = load_splits(cfg)
+    cfg = cfg.for_dataset(source)
     pipeline = MaskPipeline(cfg.target.pipeline) if loss_fn is not None else None
-    x_probe = model.input_spec.prepare(torch.from_numpy(val_split.x[:2])).to(device)
+    x_probe = model.input_spec.prepare(first_images(val_split, 2)).to(device)
     grid = attention_grid(model, extractor, x_probe) if extractor is not None else None
     if loss_fn is not None and loss_fn.needs_model:
         grid = tuple(x_probe.shape[-2:])  # its region lives at the model input's resolution
@@ -353,8 +222,8 @@ def _train(cfg: RunConfig, folder: RunFolder, found: str, parts: tuple, progress
         clip = cfg.target.vlm.load_clip()
     tr = (StreamBatches(train_split, model, device, cfg, pipeline, grid) if isinstance(train_split, StreamSplit)
           else TensorBatches(to_tensors(train_split, model, device, cfg, pipeline, grid, "train", clip), pipeline, grid))
-    va, te = (to_tensors(s, model, device, cfg, pipeline, grid, name, clip)
-              for s, name in ((val_split, "val"), (test_split, "test")))
+    va, te = (EvalSet(s, model, device, cfg, pipeline, grid, name, clip) for s, name in ((val_split, "val"), (test_split, "test")))
+    shard = (fabric.global_rank, fabric.world_size)
 
     epochs, attn_epochs = cfg.train.epochs, cfg.train.attn_epochs
     phase_len = attn_epochs if attn_epochs else epochs
@@ -370,13 +239,14 @@ def _train(cfg: RunConfig, folder: RunFolder, found: str, parts: tuple, progress
             optimizer, scheduler = setup_optimizer(fabric, model, cfg, length, state)
         history, best, start_epoch = state["history"], state["best"], state["epoch"]
         torch.set_rng_state(state["rng"])
+        load_precision_state(fabric, state)
 
     prior_elapsed = state.get("elapsed", 0.0) if state is not None else 0.0
     n = len(tr)
     bs = cfg.train.batch_size
-    steps = (n + bs - 1) // bs
+    steps = batch_count(n, bs, fabric.world_size)
     model.train()
-    loggers = Loggers(cfg.log.backends, run_dir, cfg.name, config_tree(cfg), start_epoch)
+    loggers = Loggers(cfg.log.backends if writer else [], run_dir, cfg.name, config_tree(cfg), start_epoch)
     with progress_bar(enabled=progress) as bar, closing(loggers):
         task = bar.add_task(cfg.name, total=(epochs - start_epoch) * steps)
         for epoch in range(start_epoch, epochs):
@@ -388,9 +258,9 @@ def _train(cfg: RunConfig, folder: RunFolder, found: str, parts: tuple, progress
             lam = alignment_weight(cfg.loss, epoch, attn_epochs)
             gen = torch.Generator().manual_seed(cfg.seed * 100_003 + epoch)
             perm = torch.randperm(n, generator=gen)
-            cf_gen = torch.Generator().manual_seed(cfg.seed * 100_003 + epoch + 50_000)
-            sums = {"ce": 0.0, "align": 0.0}
-            for step, batch in enumerate(tr.batches(perm, bs, epoch)):
+            cf_gen = torch.Generator().manual_seed(cfg.seed * 100_003 + epoch + 50_000 + 7_919 * shard[0])
+            sums = {"ce": torch.zeros((), device=device), "align": torch.zeros((), device=device)}
+            for step, batch in enumerate(tr.batches(perm, bs, epoch, shard)):
                 x, y = batch.x, batch.y
                 if cfg.augment.counterfactual > 0:
                     x = augment_batch(x, batch.input_mask, cfg.augment, cf_gen)
@@ -398,15 +268,17 @@ def _train(cfg: RunConfig, folder: RunFolder, found: str, parts: tuple, progress
                     logits = step_model(x)
                     align = None
                 else:
-                    with fabric.autocast():  # the extractor hooks the plain model's submodules
-                        logits, (align, _valid) = alignment_step(model, extractor, loss_fn, x, y,
+                    with fabric.autocast():
+                        logits, (align, _valid) = alignment_step(align_model, extractor, loss_fn, x, y,
                                                                  batch.targets(), cfg.attention.target)
                 ce = F.cross_entropy(logits.float(), y)
                 if attention_only:
                     loss = align if cfg.train.phase1_loss == "align" else ce
                 else:
                     loss = ce if align is None else ce + lam * align
-                if not torch.isfinite(loss):
+                if fabric.world_size > 1:  # DDP expects every output of the forward in the loss
+                    loss = loss + 0.0 * logits.float().sum()
+                if not all_finite(fabric, loss):
                     raise diverged(cfg, epoch, step, ce, align, lam)
                 optimizer.zero_grad(set_to_none=True)
                 fabric.backward(loss)
@@ -415,11 +287,12 @@ def _train(cfg: RunConfig, folder: RunFolder, found: str, parts: tuple, progress
                 if align is not None:
                     sums["align"] += align.detach()
                 bar.advance(task)
+            if fabric.world_size > 1:  # the epoch's mean over every process's shards
+                sums = {k: fabric.all_reduce(v, reduce_op="mean") for k, v in sums.items()}
             lr_used = optimizer.param_groups[0]["lr"]
             scheduler.step()
             val = evaluate(model, va, extractor, loss_fn, cfg)
-            test_acc = _no_grad_eval(model.eval(), te.x, te.y, cfg.train.eval_batch_size)
-            model.train()
+            test_acc = test_accuracy(model, te, cfg.train.eval_batch_size)
             record = {
                 "epoch": epoch, "phase": 1 if attention_only else 2, "lambda": lam,
                 "lr": lr_used,
@@ -433,17 +306,20 @@ def _train(cfg: RunConfig, folder: RunFolder, found: str, parts: tuple, progress
             score = selection_score(cfg, epoch, val)
             if score is not None and (best["score"] is None or score > best["score"]):
                 best = {"score": score, "epoch": epoch}
-                save_torch_atomic({k: v.detach().cpu().clone() for k, v in model.state_dict().items()}, run_dir / BEST)
+                if writer:
+                    save_torch_atomic({k: v.detach().cpu().clone() for k, v in model.state_dict().items()}, run_dir / BEST)
             if progress:
                 align_note = f", val align {val['align']:.4f}" if val.get("align") is not None else ""
                 bar.console.log(f"{cfg.name} epoch {epoch + 1}/{epochs}: val {val['acc']:.2f}%, "
                                 f"shifted test {test_acc:.2f}%{align_note}")
-            save_torch_atomic({
-                "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                "scheduler": scheduler.state_dict(), "epoch": epoch + 1, "history": history,
-                "best": best, "rng": torch.get_rng_state(),
-                "elapsed": prior_elapsed + time.perf_counter() - started,
-            }, run_dir / LAST)
+            if writer:
+                save_torch_atomic({
+                    "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                    "scheduler": scheduler.state_dict(), "epoch": epoch + 1, "history": history,
+                    "best": best, "rng": torch.get_rng_state(), "precision": precision_state(fabric),
+                    "elapsed": prior_elapsed + time.perf_counter() - started,
+                }, run_dir / LAST)
+            fabric.barrier()  # the checkpoints are on disk before any process reads or ends
             if on_epoch is not None:
                 on_epoch(record)
             if stop_after_epoch is not None and epoch + 1 >= stop_after_epoch and epoch + 1 < epochs:
@@ -457,22 +333,38 @@ def _train(cfg: RunConfig, folder: RunFolder, found: str, parts: tuple, progress
     final_val = evaluate(model, va, extractor, loss_fn, cfg)
     model.eval()
     metrics = {
-        "name": cfg.name, "dataset": cfg.data.name, "data_source": source, "method": method_name(cfg), "model": cfg.model.name,
-        "seed": cfg.seed,
+        "name": cfg.name, "dataset": cfg.data.name, "data_source": str(source), "method": method_name(cfg),
+        "model": cfg.model.name, "seed": cfg.seed,
         "selected_epoch": best["epoch"], "selection": cfg.train.selection,
-        "shifted_test_acc": _no_grad_eval(model, te.x, te.y, cfg.train.eval_batch_size),
+        "shifted_test_acc": test_accuracy(model, te, cfg.train.eval_batch_size),
         "val_acc": final_val["acc"], "val_loss": final_val["loss"], "val_align": final_val.get("align"),
         "val_counterfactual_acc": final_val["counterfactual"]["acc"],
         "val_counterfactual_consistency": final_val["counterfactual"]["consistency"],
         "epochs_run": len(history),
         "attention_mass": attention_mass(model, te, eval_extractor, cfg.train.eval_batch_size),
         "input_gradient_mass": input_gradient_mass(model, te, cfg.train.eval_batch_size),
-        "eval_extractor": eval_extractor.name, "precision": cfg.train.precision,
-        "sizes": {"train": len(tr), "val": len(va.y), "test": len(te.y)},
+        "eval_extractor": eval_extractor.name, "precision": cfg.train.precision, "devices": fabric.world_size,
+        "sizes": {"train": len(tr), "val": len(va), "test": len(te)},
         "history": history, "wall_time_s": round(elapsed, 2),
     }
-    save_run_figures(run_dir, model, te, eval_extractor, pipeline, metrics, cfg.eval.figure_images)
-    return folder.finish(metrics, provenance(device))
+    if writer:
+        save_run_figures(run_dir, model, te.head(cfg.eval.figure_images), eval_extractor, pipeline, metrics,
+                         cfg.eval.figure_images)
+    return metrics
+
+
+def batch_count(n: int, bs: int, world: int) -> int:
+    """Optimiser steps per epoch: every batch of ``bs`` images, less a last one too small to give
+    each of ``world`` processes an image (see :func:`lookright.data.stream.shard_slices`)."""
+    return n // bs + (1 if n % bs >= world else 0)
+
+
+def all_finite(fabric: Fabric, loss: torch.Tensor) -> bool:
+    """Whether the loss is finite in every process (one more collective per step on several devices)."""
+    finite = torch.isfinite(loss.detach())
+    if fabric.world_size > 1:
+        finite = fabric.all_reduce(finite.float(), reduce_op="min") > 0
+    return bool(finite)
 
 
 def augment_batch(x, input_mask, aug, generator) -> torch.Tensor:
@@ -504,7 +396,7 @@ LOGGED = {"train_ce": "train/ce", "train_align": "train/align", "val_acc": "val/
           "lambda": "schedule/lambda", "lr": "schedule/lr"}
 
 
-def log_epoch(loggers: Loggers, cfg: RunConfig, record: dict, model, te: Tensors, extractor, pipeline) -> None:
+def log_epoch(loggers: Loggers, cfg: RunConfig, record: dict, model, te: EvalSet, extractor, pipeline) -> None:
     """Mirror an epoch to the loggers: its scalars, and every ``log.images_every`` epochs (and at the
     last) the attention overlays of the first shifted test images."""
     if not loggers.loggers:
@@ -513,7 +405,8 @@ def log_epoch(loggers: Loggers, cfg: RunConfig, record: dict, model, te: Tensors
     loggers.log_scalars(step, {tag: record.get(key) for key, tag in LOGGED.items()})
     every = cfg.log.images_every
     if every and (step % every == 0 or step == cfg.train.epochs):
-        fig = attention_grid_figure(model, te, extractor, pipeline, None, cfg.log.images, f"{cfg.name}, epoch {step}")
+        fig = attention_grid_figure(model, te.head(cfg.log.images), extractor, pipeline, None, cfg.log.images,
+                                    f"{cfg.name}, epoch {step}")
         loggers.log_image("attention/shifted_test", step, figure_pixels(fig))
 
 

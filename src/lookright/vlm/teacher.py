@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from pydantic import BaseModel, ConfigDict, Field
 
-from lookright.errors import MaskError
+from lookright.errors import ConfigError, MaskError
 from lookright.targets.teacher import TEACHERS
 from lookright.vlm.backends import ClipBundle, load_clip
 from lookright.vlm.cache import MaskCache, digest_array, digest_file
@@ -26,6 +26,9 @@ from lookright.vlm.dense import PromptSet, dense_map
 from lookright.vlm.postprocess import affinity_refine, postprocess
 
 DIGITS = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
+#: the default foreground prompt: for the MNIST benchmarks (no class names of their own), and for user data
+DIGIT_PROMPT = "a handwritten digit {name}"
+PHOTO_PROMPT = "a photo of a {name}."
 
 
 class VLMSettings(BaseModel):
@@ -37,10 +40,12 @@ class VLMSettings(BaseModel):
     checkpoint: str | None = None  # open_clip: weights file
     method: Literal["gradcam", "maskclip", "surgery"] = "maskclip"
     method_options: dict[str, Any] = Field(default_factory=dict)
-    foreground: str = "a handwritten digit {name}"
+    foreground: str | None = Field(None, description="prompt per image, {name} = its class name (default: "
+                                   f"{DIGIT_PROMPT!r} on the MNIST benchmarks, {PHOTO_PROMPT!r} on user data)")
     background: list[str] = Field(default_factory=lambda: ["background", "black", "dark"])
     background_template: str = "{}"
-    class_names: list[str] = Field(default_factory=lambda: list(DIGITS))
+    class_names: list[str] | None = Field(None, description="class names in label order (default: the dataset's "
+                                          "classes; the digits' names on the MNIST benchmarks)")
     threshold: float | Literal["otsu"] = "otsu"
     refine_steps: int = Field(0, ge=0, description="affinity refinement steps on the patch grid")
     refine_tau: float = Field(0.1, gt=0)
@@ -49,8 +54,19 @@ class VLMSettings(BaseModel):
     cache_dir: str | None = "~/.cache/lookright/masks"
     mode: Literal["cache", "on-the-fly"] = "cache"
 
+    def for_dataset(self, classes: list[str] | None) -> VLMSettings:
+        """These settings with unset prompts filled in for a dataset whose classes are ``classes``
+        (None: an MNIST benchmark, whose classes are the digits)."""
+        names = self.class_names or (list(classes) if classes else list(DIGITS))
+        foreground = self.foreground or (DIGIT_PROMPT if classes is None else PHOTO_PROMPT)
+        if classes is not None and len(names) != len(classes):
+            raise ConfigError(f"target.vlm.class_names has {len(names)} names but the dataset has {len(classes)} "
+                              f"classes ({', '.join(map(str, classes))}); give one name per class, in label order")
+        return self.model_copy(update={"class_names": names, "foreground": foreground})
+
     def prompts(self) -> PromptSet:
-        return PromptSet(self.foreground, list(self.background), self.background_template, list(self.class_names))
+        s = self.for_dataset(None)
+        return PromptSet(s.foreground, list(s.background), s.background_template, list(s.class_names))
 
     def load_clip(self) -> ClipBundle:
         """The CLIP these settings name, from local files."""
@@ -75,8 +91,8 @@ class VLMSettings(BaseModel):
 
 class VLMTeacher:
     def __init__(self, settings: VLMSettings, labels: torch.Tensor | np.ndarray | None = None, clip=None) -> None:
-        self.settings = settings
-        self.prompts = settings.prompts()
+        self.settings = settings.for_dataset(None)  # resolved prompts, as the cache key records them
+        self.prompts = self.settings.prompts()
         self.labels = None if labels is None else torch.as_tensor(np.asarray(labels)).long()
         self.clip = clip or settings.load_clip()
 
