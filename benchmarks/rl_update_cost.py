@@ -2,7 +2,8 @@
 
 One rollout of CueGrid (``--envs`` x ``--steps`` transitions) is collected once; then
 ``AlignedPPO.train()`` (all epochs and minibatches over that rollout) is timed for vanilla PPO,
-PPO + CAMAL and PPO + KL, from the same starting weights. Measurements are interleaved
+PPO + CAMAL, PPO + KL and PPO + the counterfactual consistency term (weight 1), from the same
+starting weights. Measurements are interleaved
 (every round runs each variant once, in a shuffled order) and the median is reported.
 Rollout collection (the environment and the acting forward pass) is timed too, for scale.
 
@@ -26,13 +27,14 @@ from stable_baselines3.common.env_util import make_vec_env
 from lookright.rl.ppo import AlignedPPO
 from lookright.rl.wrappers import make_env
 
-LOSSES = {"vanilla": None, "camal": "camal", "kl": "kl"}
+#: variant -> (attention loss, counterfactual weight)
+VARIANTS = {"vanilla": (None, 0.0), "camal": ("camal", 0.0), "kl": ("kl", 0.0), "counterfactual": (None, 1.0)}
 
 
-def build(loss, envs: int, steps: int, device: str) -> AlignedPPO:
+def build(loss, counterfactual: float, envs: int, steps: int, device: str) -> AlignedPPO:
     env = make_vec_env(lambda: make_env("lookright/CueGrid-v0"), n_envs=envs, seed=0)
-    return AlignedPPO("GapCnnPolicy", env, attention_loss=loss, n_steps=steps, batch_size=256, n_epochs=4,
-                      seed=0, device=device, policy_kwargs=dict(patch=5))
+    return AlignedPPO("GapCnnPolicy", env, attention_loss=loss, counterfactual=counterfactual, n_steps=steps,
+                      batch_size=256, n_epochs=4, seed=0, device=device, policy_kwargs=dict(patch=5))
 
 
 def main() -> None:
@@ -46,7 +48,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
-    models = {name: build(loss, args.envs, args.steps, args.device) for name, loss in LOSSES.items()}
+    models = {name: build(*variant, args.envs, args.steps, args.device) for name, variant in VARIANTS.items()}
     reference = models["vanilla"]
     total, callback = reference._setup_learn(args.envs * args.steps, callback=None)
     callback.on_training_start(locals(), globals())

@@ -442,6 +442,10 @@ def test_rl_train_eval_summarize_end_to_end(tmp_path):
     assert metrics["seed"] == 1 and metrics["timesteps"] >= 512
     assert {"train_levels", "test_levels", "alignment", "faithfulness"} <= set(metrics["evaluation"])
     assert (run / "figures" / "episodes.png").stat().st_size > 0
+    from PIL import Image
+
+    with Image.open(run / "figures" / "episode_test.gif") as gif:
+        assert gif.format == "GIF" and gif.n_frames >= 2 and gif.size[0] == 30 * 8  # 8x the 30-pixel frame
     result = rl("eval", run, "--set", "eval.episodes=4", "--set", "eval.masking_episodes=2",
                 "--set", "eval.max_states=20", "--set", "eval.top_k=[0.1]")
     assert result.exit_code == 0, result.output
@@ -456,6 +460,7 @@ def test_rl_train_eval_summarize_end_to_end(tmp_path):
     assert summary["methods"]["cuegrid-camal"]["seeds"] == [0, 1]
     assert "energy PG" in summary["paired_tests"]["cuegrid-camal"]
     assert "| cuegrid-camal | 2 |" in out.read_text()
+    assert "[cuegrid-camal](cuegrid-camal/seed0/figures/episode_test.gif)" in out.read_text()
 
 
 def test_bad_rl_configs_and_run_folders(tmp_path):

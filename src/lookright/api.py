@@ -34,7 +34,7 @@ def _rl(path: Path, device: str | None):
     from lookright.rl.evaluate import load_agent
 
     cfg = load_rl_config(path / "config.yaml")
-    return cfg, load_agent(path, device or cfg.agent.device)
+    return cfg, load_agent(path, device or cfg.agent.device, cfg.agent.algorithm)
 
 
 def _reliability(path: Path, device: str | None):

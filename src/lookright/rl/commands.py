@@ -105,7 +105,7 @@ def summarize_cmd(
             raise LookrightError(f"--out {out} names the Markdown table (the numbers go beside it as .json); "
                                  f"give e.g. {out.with_suffix('.md')}")
         summary = summarize_runs(load_rows(root), reference, k)
-        emit(summary_markdown(summary), out)
+        emit(summary_markdown(summary, out), out)
         if out:
             write_json_atomic(out.with_suffix(".json"), summary)
     except LookrightError as exc:

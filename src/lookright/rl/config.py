@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field, field_validator
 
@@ -18,6 +18,7 @@ class EnvConfig(Strict):
 
 
 class AgentConfig(Strict):
+    algorithm: Literal["ppo", "a2c"] = Field("ppo", description="the SB3 algorithm the alignment terms join")
     total_timesteps: int = Field(300_000, ge=1)
     n_steps: int = Field(128, ge=2, description="rollout length per environment")
     batch_size: int = Field(256, ge=2)
@@ -46,6 +47,8 @@ class AlignConfig(Strict):
     loss: str | None = None  # None: vanilla PPO; camal | kl | camal-bce
     lambda0: float = Field(1.0, ge=0)
     warmup: float = Field(0.0, ge=0, le=1, description="fraction of training over which lambda ramps up")
+    counterfactual: float = Field(0.0, ge=0, description="weight of the mask-guided counterfactual consistency "
+                                                         "term (lookright.rl.alignment); 0: off")
     options: dict[str, Any] = Field(default_factory=dict)
 
 

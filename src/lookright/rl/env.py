@@ -19,6 +19,9 @@ object (uncorrelated), ``cue="none"`` leaves it out.
   and the agent not adjacent to either; the cue on a uniformly drawn free cell 4-adjacent to its
   anchor and not to the other object (levels are redrawn until such a cell exists). Every
   level is drawn from the ``reset`` seed, so a seed names a level.
+* ``cue_moves=True`` (``lookright/CueGridMoving-v0`` and ``-Shifted-v0``): after every step the
+  cue jumps to another cell that satisfies its level's rule (beside the goal in training,
+  beside the trap in test levels), drawn from the episode's generator: a distractor that moves.
 * ``info["mask"]``: ``(H, W)`` uint8, 1 on the pixels of the task-relevant objects
   (``relevant``, default the agent and the goal); ``info["object_masks"]`` holds one mask per
   object (agent, goal, trap, cue), ``info["positions"]`` their ``(row, col)`` cells.
@@ -78,7 +81,7 @@ class CueGridEnv(gym.Env):
 
     def __init__(self, size: int = 6, tile: int = 5, cue: CueMode = "goal", max_steps: int | None = None,
                  trap_reward: float = -1.0, trap_glyph: Literal["trap", "trap-dot"] = "trap", relevant: tuple[str, ...] = ("agent", "goal"),
-                 render_mode: str | None = None) -> None:
+                 cue_moves: bool = False, render_mode: str | None = None) -> None:
         if size < 4:
             raise ConfigError(f"CueGrid size must be >= 4 cells to place agent, goal, trap and cue apart, got {size}")
         if tile < 3:
@@ -92,6 +95,7 @@ class CueGridEnv(gym.Env):
         self.max_steps = max_steps or 4 * size
         self.trap_reward = float(trap_reward)
         self.relevant = tuple(relevant)
+        self.cue_moves = bool(cue_moves)
         self.render_mode = render_mode
         side = size * tile
         self.observation_space = spaces.Box(0, 255, (3, side, side), dtype=np.uint8)
@@ -111,19 +115,28 @@ class CueGridEnv(gym.Env):
             agent, goal, trap = (cells[i] for i in rng.choice(len(cells), 3, replace=False))
             if _adjacent(goal, trap) or _adjacent(agent, goal) or _adjacent(agent, trap):
                 continue
-            free = [p for p in cells if p not in (agent, goal, trap)]
-            if self.cue_mode in ("goal", "trap"):
-                anchor, other = (goal, trap) if self.cue_mode == "goal" else (trap, goal)
-                # touching the anchor only, so that the cue is never ambiguous
-                options = [p for p in free if _adjacent(p, anchor) and not _adjacent(p, other)]
-            elif self.cue_mode == "random":
-                options = [p for p in free if not _adjacent(p, goal) and not _adjacent(p, trap)]
-            else:
-                options = [None]
+            options = self._cue_cells(agent, goal, trap)
             if options:
                 break
         cue = options[int(rng.integers(len(options)))]
         self.positions = {"agent": agent, "goal": goal, "trap": trap, "cue": cue}
+
+    def _cue_cells(self, agent, goal, trap) -> list:
+        """The cells the level's rule allows for the cue ([None] when there is no cue)."""
+        free = [(r, c) for r in range(self.size) for c in range(self.size) if (r, c) not in (agent, goal, trap)]
+        if self.cue_mode in ("goal", "trap"):
+            anchor, other = (goal, trap) if self.cue_mode == "goal" else (trap, goal)
+            # touching the anchor only, so that the cue is never ambiguous
+            return [p for p in free if _adjacent(p, anchor) and not _adjacent(p, other)]
+        if self.cue_mode == "random":
+            return [p for p in free if not _adjacent(p, goal) and not _adjacent(p, trap)]
+        return [None]
+
+    def _move_cue(self) -> None:
+        p = self.positions
+        options = [c for c in self._cue_cells(p["agent"], p["goal"], p["trap"]) if c != p["cue"]]
+        if options:
+            p["cue"] = options[int(self.np_random.integers(len(options)))]
 
     # -- rendering ----------------------------------------------------------------------
     def object_mask(self, name: str) -> np.ndarray:
@@ -178,6 +191,8 @@ class CueGridEnv(gym.Env):
         elif self.positions["agent"] == self.positions["trap"]:
             reward, terminated = self.trap_reward, True
         truncated = not terminated and self.steps >= self.max_steps
+        if self.cue_moves and not (terminated or truncated):
+            self._move_cue()
         info = self._info()
         info["outcome"] = "goal" if reward > 0 else "trap" if terminated else "timeout" if truncated else None
         return self.observation(), reward, terminated, truncated, info

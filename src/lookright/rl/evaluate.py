@@ -32,15 +32,15 @@ from lookright.rl.config import RLConfig
 from lookright.rl.wrappers import MASK, PIXELS, make_env
 
 
-def load_agent(run_dir: Path, device: str = "cpu"):
-    """The run's ``model.zip``; a missing or unreadable file is a CheckpointError."""
-    from lookright.rl.ppo import AlignedPPO
+def load_agent(run_dir: Path, device: str = "cpu", algorithm: str = "ppo"):
+    """The run's ``model.zip`` (``agent.algorithm``'s class); a missing or unreadable file is a CheckpointError."""
+    from lookright.rl.train import agent_class
 
     path = Path(run_dir) / "model.zip"
     if not path.is_file():
         raise CheckpointError(f"{run_dir} holds no model.zip; train it first with `lookright rl train CONFIG`")
     try:
-        return AlignedPPO.load(path, device=device)
+        return agent_class(algorithm).load(path, device=device)
     except LookrightError:
         raise
     except Exception as exc:  # zipfile, pickle and torch errors of a truncated or foreign file

@@ -91,8 +91,13 @@ def training_curve_figure(metrics: dict, path: Path) -> Path:
 
 
 def save_rl_figures(model, cfg: RLConfig, run_dir: Path, metrics: dict) -> list[Path]:
+    """Training curves, episode strips, and one GIF per level distribution (the first evaluation level)."""
+    from lookright.rl.video import VIDEOS, episode_gif
+
     folder = Path(run_dir) / "figures"
     folder.mkdir(parents=True, exist_ok=True)
+    videos = [episode_gif(model, cfg, env_id, cfg.eval.level_seed, Path(run_dir) / VIDEOS[tag])
+              for tag, env_id in (("train", cfg.env.id), ("test", cfg.env.test_id))]
     return [training_curve_figure(metrics, folder / "training.png"),
-            episode_strip_figure(model, cfg, folder / "episodes.png")]
+            episode_strip_figure(model, cfg, folder / "episodes.png"), *videos]
 

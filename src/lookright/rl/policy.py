@@ -76,6 +76,11 @@ class GapActorCriticPolicy(MultiInputActorCriticPolicy):
         cam = class_activation_map(maps, self.action_net.weight, actions.long().flatten())
         return self.value_net(features), distribution.log_prob(actions), distribution.entropy(), cam
 
+    def logits_and_value(self, obs: dict) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(action logits (B, A), value (B, 1))`` from one forward."""
+        features = self._maps(obs).mean(dim=(2, 3))
+        return self.action_net(features), self.value_net(features)
+
     def action_cam(self, obs: dict, actions: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """``(cam, logits)``; ``actions=None`` takes the most probable action."""
         maps = self._maps(obs)

@@ -47,7 +47,7 @@ def evaluate_run(run_dir: str | Path, settings: list[str] | None = None) -> dict
     run_dir = Path(run_dir)
     with rl_folder(run_dir).finished_for_update("evaluate") as metrics:
         cfg = load_rl_config(run_dir / "config.yaml", settings)
-        model = load_agent(run_dir, cfg.agent.device)
+        model = load_agent(run_dir, cfg.agent.device, cfg.agent.algorithm)
         metrics["evaluation"] = evaluate_agent(model, cfg)
         metrics["figures"] = [str(p.relative_to(run_dir)) for p in save_rl_figures(model, cfg, run_dir, metrics)]
         return metrics

@@ -3,9 +3,11 @@ reference method. Only finished runs of kind ``rl`` are read (see :mod:`lookrigh
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from lookright.errors import ConfigError
+from lookright.rl.video import VIDEOS
 from lookright.runs.summary import Column, cell, describe_groups, group, load_finished, markdown, paired_against
 
 KIND = "rl"
@@ -52,13 +54,16 @@ def summarize_runs(rows: list[dict], reference: str | None = None, k: str = "0.1
     reference = reference or next((n for n in names if "vanilla" in n), None)
     stats = describe_groups(groups, cols)
     tests = paired_against(groups, lambda _key: (reference,), cols)
-    return {"reference": reference, "k": k,
+    videos = {key[0]: next((str(Path(r["_dir"]) / VIDEOS["test"]) for _, r in sorted(members.items())
+                            if (Path(r["_dir"]) / VIDEOS["test"]).is_file()), None) for key, members in groups.items()}
+    return {"reference": reference, "k": k, "videos": videos,
             "methods": {key[0]: s for key, s in stats.items()},
             "paired_tests": {key[0]: {c.title: t[c.title] for c in cols if c.title in t} for key, t in tests.items()}}
 
 
-def summary_markdown(summary: dict) -> str:
-    """One row per method; ``(p=...)``: paired t-test against the reference."""
+def summary_markdown(summary: dict, out: Path | None = None) -> str:
+    """One row per method; ``(p=...)``: paired t-test against the reference; then a link per method
+    to its lowest seed's test-level episode GIF (relative to ``out``'s folder when given)."""
     cols = columns(summary["k"])
     body = []
     for name, row in summary["methods"].items():
@@ -73,4 +78,9 @@ def summary_markdown(summary: dict) -> str:
     text = markdown(["method", "seeds", *(c.title for c in cols)], body)
     if summary["reference"]:
         text += f"\nmean ± sample std over seeds; p: paired t-test against {summary['reference']} on the same seeds.\n"
+    videos = {name: path for name, path in summary.get("videos", {}).items() if path}
+    if videos:
+        base = Path(out).resolve().parent if out else None
+        links = [f"[{name}]({os.path.relpath(Path(path).resolve(), base) if base else path})" for name, path in videos.items()]
+        text += "\nTest-level episodes with the chosen action's CAM (GIF): " + ", ".join(links) + "\n"
     return text

@@ -1,7 +1,7 @@
 """Train one agent from an :class:`RLConfig`, evaluate it, and write its run folder.
 
 The folder follows :mod:`lookright.runs.folder` (kind ``rl``): ``run.json``, ``config.yaml``,
-``model.zip`` (SB3's own format, written atomically: ``AlignedPPO.load`` reads it),
+``model.zip`` (SB3's own format, written atomically: ``AlignedPPO.load`` / ``AlignedA2C.load`` read it),
 ``metrics.json`` (written when the run finishes: training history, evaluation, wall time of
 training and evaluation, provenance) and ``figures/``. Every check that can fail on the config
 (threads, device, environments, model) runs before the folder is touched; a finished run is
@@ -70,21 +70,30 @@ def make_train_envs(cfg: RLConfig):
     return env
 
 
-def build_model(cfg: RLConfig, env, device: torch.device | str = "cpu"):
+def agent_class(algorithm: str):
+    """The aligned SB3 algorithm of ``agent.algorithm``."""
+    if algorithm == "a2c":
+        from lookright.rl.a2c import AlignedA2C
+
+        return AlignedA2C
     from lookright.rl.ppo import AlignedPPO
 
+    return AlignedPPO
+
+
+def build_model(cfg: RLConfig, env, device: torch.device | str = "cpu"):
     a = cfg.agent
     tile = cfg.env.options.get("tile", 5) if cfg.env.id.startswith("lookright/CueGrid") else None
     patch = a.patch or tile
     if patch is None:
         raise ConfigError(f"set agent.patch (the first convolution's kernel and stride) for env.id={cfg.env.id}")
-    return AlignedPPO(
+    ppo_only = dict(batch_size=a.batch_size, n_epochs=a.n_epochs, clip_range=a.clip_range) if a.algorithm == "ppo" else {}
+    return agent_class(a.algorithm)(
         "GapCnnPolicy", env, attention_loss=cfg.align.loss, attention_lambda=cfg.align.lambda0,
-        attention_warmup=cfg.align.warmup, attention_options=cfg.align.options,
-        n_steps=a.n_steps, batch_size=a.batch_size, n_epochs=a.n_epochs, learning_rate=a.learning_rate,
-        gamma=a.gamma, gae_lambda=a.gae_lambda, clip_range=a.clip_range, ent_coef=a.ent_coef, vf_coef=a.vf_coef,
-        max_grad_norm=a.max_grad_norm, seed=cfg.seed, device=device, verbose=0,
-        policy_kwargs=dict(patch=patch, channels=tuple(a.channels)))
+        attention_warmup=cfg.align.warmup, attention_options=cfg.align.options, counterfactual=cfg.align.counterfactual,
+        n_steps=a.n_steps, learning_rate=a.learning_rate, gamma=a.gamma, gae_lambda=a.gae_lambda, ent_coef=a.ent_coef,
+        vf_coef=a.vf_coef, max_grad_norm=a.max_grad_norm, seed=cfg.seed, device=device, verbose=0,
+        policy_kwargs=dict(patch=patch, channels=tuple(a.channels)), **ppo_only)
 
 
 def train_agent(cfg: RLConfig, run_dir: str | Path, progress: bool = True, resume: bool = False) -> dict:
