@@ -366,6 +366,7 @@ def test_rl_summarize_reads_finished_rl_runs_only(tmp_path, monkeypatch):
     assert summary["paired_tests"]["cuegrid-camal"]["energy PG"]["mean_difference"] == pytest.approx(0.21)
     text = out.read_text()
     assert "| cuegrid-camal | 3 | 0.810 ± 0.110 (p=" in text and "wall time / run (s)" in text
+    assert "Faithfulness gain over cuegrid-vanilla" in text and "cuegrid-camal +0%" in text  # both F = 0.2 - 0.1
     result = rl("summarize", "runs/rl", "--reference", "cuegrid-camal")
     assert result.exit_code == 0 and "paired t-test against cuegrid-camal" in " ".join(result.output.split())
     assert_clear_error(rl("summarize", "--reference", "nope"), "--reference nope", "cuegrid-camal")
@@ -461,6 +462,9 @@ def test_rl_train_eval_summarize_end_to_end(tmp_path):
     assert "energy PG" in summary["paired_tests"]["cuegrid-camal"]
     assert "| cuegrid-camal | 2 |" in out.read_text()
     assert "[cuegrid-camal](cuegrid-camal/seed0/figures/episode_test.gif)" in out.read_text()
+    for m in (metrics, evaluated):
+        f = m["evaluation"]["faithfulness"]["0.1"]
+        assert f["faithfulness"] == pytest.approx(f["prob_drop_top"] - f["prob_drop_random"])
 
 
 def test_bad_rl_configs_and_run_folders(tmp_path):

@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from lookright.metrics.faithfulness import normalised_auc, perturbation_curve, removal_effect, road
+from lookright.metrics.faithfulness import faithfulness, normalised_auc, perturbation_curve, removal_effect, road
 from lookright.metrics.localisation import LocalisationAccumulator, MetricAccumulator, energy_pointing_game
 
 
@@ -78,6 +78,7 @@ def attention_suite(model, x, y, mask, shortcut, extractor, settings, batch_size
                 "fractions": fractions,
                 "prob_drop_top": _mean(clean - rem["prob_top"]),
                 "prob_drop_random": _mean(clean - rem["prob_random"]),
+                "faithfulness": faithfulness(_mean(clean - rem["prob_top"]), _mean(clean - rem["prob_random"])),
                 "flip_top": _mean(rem["flip_top"]), "flip_random": _mean(rem["flip_random"]),
             },
             "road": {

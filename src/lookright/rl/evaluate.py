@@ -27,6 +27,7 @@ import torch
 import torch.nn.functional as F
 
 from lookright.errors import CheckpointError, LookrightError
+from lookright.metrics.faithfulness import faithfulness
 from lookright.metrics.localisation import LocalisationAccumulator, energy_pointing_game
 from lookright.rl.config import RLConfig
 from lookright.rl.wrappers import MASK, PIXELS, make_env
@@ -153,6 +154,7 @@ def probability_drops(policy, states: dict, fractions: list[float], seed: int = 
                 drops[f"{mode}_changed"].append((masked.argmax(dim=1) != chosen).float().cpu())
         mean = {key: float(torch.cat(v).mean()) for key, v in drops.items()}
         out[str(k)] = {"prob_drop_top": mean["top"], "prob_drop_random": mean["random"],
+                       "faithfulness": faithfulness(mean["top"], mean["random"]),
                        "action_change_top": mean["top_changed"], "action_change_random": mean["random_changed"]}
     return out
 

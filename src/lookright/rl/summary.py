@@ -28,7 +28,7 @@ def columns(k: str = "0.1") -> list[Column]:
     return BASE_COLUMNS + [
         Column(f"Δp top-{k}", (*f, "prob_drop_top")),
         Column(f"Δp random-{k}", (*f, "prob_drop_random")),
-        Column("Δp top - random", (*f, "-", "prob_drop_top", "prob_drop_random")),
+        Column(f"faithfulness-{k}", (*f, "-", "prob_drop_top", "prob_drop_random")),
         Column(f"return top-{k}", (*f, "return_top")),
         Column(f"return random-{k}", (*f, "return_random")),
         Column("return random - top", (*f, "-", "return_random", "return_top")),
@@ -78,9 +78,25 @@ def summary_markdown(summary: dict, out: Path | None = None) -> str:
     text = markdown(["method", "seeds", *(c.title for c in cols)], body)
     if summary["reference"]:
         text += f"\nmean ± sample std over seeds; p: paired t-test against {summary['reference']} on the same seeds.\n"
+    gains = faithfulness_gains(summary)
+    if gains:
+        text += (f"\nFaithfulness gain over {summary['reference']} (F_method / F_reference - 1, means over seeds, "
+                 f"k = {summary['k']}): " + ", ".join(f"{name} {gain:+.0%}" for name, gain in gains.items()) + "\n")
     videos = {name: path for name, path in summary.get("videos", {}).items() if path}
     if videos:
         base = Path(out).resolve().parent if out else None
         links = [f"[{name}]({os.path.relpath(Path(path).resolve(), base) if base else path})" for name, path in videos.items()]
         text += "\nTest-level episodes with the chosen action's CAM (GIF): " + ", ".join(links) + "\n"
     return text
+
+
+def faithfulness_gains(summary: dict) -> dict[str, float]:
+    """``F_method / F_reference - 1`` per method (:func:`lookright.metrics.faithfulness.faithfulness`),
+    where the reference's mean faithfulness is positive."""
+    title = f"faithfulness-{summary['k']}"
+    methods, reference = summary["methods"], summary.get("reference")
+    ref = (methods.get(reference) or {}).get(title, {}).get("mean") if reference else None
+    if not ref or ref <= 0:
+        return {}
+    return {name: row[title]["mean"] / ref - 1 for name, row in methods.items()
+            if name != reference and row[title]["mean"] is not None}
