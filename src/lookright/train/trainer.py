@@ -5,9 +5,11 @@ alignment loss, unscaled, by default; ``train.phase1_loss: ce`` for cross-entrop
 published scripts do); then the optimiser and scheduler are created anew and
 ``CE + lambda(e) * align`` is optimised. Vanilla training is ``loss.name = null`` and ``attn_epochs = 0``.
 
-Everything lives on the device as tensors; batches are index slices of a permutation drawn
-from a generator seeded by ``(seed, epoch)``, so a resumed run replays exactly the batches of
-an uninterrupted one. A checkpoint is written atomically after every epoch. The run folder
+Batches are index slices of a permutation drawn from a generator seeded by ``(seed, epoch)``,
+taken from splits held on the device or decoded per batch (:mod:`lookright.train.batches`,
+metrics in :mod:`lookright.train.evaluation`), so a resumed run replays exactly the batches of
+an uninterrupted one; on several devices each process takes its part of every slice
+(:mod:`lookright.train.fabric`). A checkpoint is written atomically after every epoch. The run folder
 follows :mod:`lookright.runs.folder`: locked while training, refused when it holds another config,
 ``metrics.json`` written only when the run finishes. A NaN or infinite loss stops the run at that
 step (TrainingDiverged).
