@@ -5,13 +5,36 @@
 
 from __future__ import annotations
 
+import argparse
+import os
+import platform
 import random
+import shlex
 import statistics
+import sys
 import time
-from typing import Callable
+from collections.abc import Callable
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+
+
+def run_parser(doc: str, out: str, rounds: int) -> argparse.ArgumentParser:
+    """Options of the benchmarks that train a config: --config, --rounds, --threads, --out, KEY=VALUE overrides."""
+    parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--config", default="configs/colormnist-kl.yaml")
+    parser.add_argument("--rounds", type=int, default=rounds)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--out", type=Path, default=Path(__file__).with_name(out))
+    parser.add_argument("overrides", nargs="*", help="config overrides (the embedded digits unless data.embedded=false)")
+    return parser
+
+
+def context(threads: int) -> dict:
+    """The command as typed, the machine, torch, and the load average when the measurement started."""
+    return {"command": shlex.join(["python", *sys.argv]), "machine": f"cpu {platform.machine()}, {threads} threads",
+            "torch": torch.__version__, "load_average_1min": round(os.getloadavg()[0], 2)}
 
 
 def sync(device: torch.device) -> None:

@@ -170,6 +170,9 @@ def sweep(
     metric: Annotated[str, typer.Option(help="asha: per-epoch metric (val_acc, val_loss, val_cf_acc, ...)")] = "val_acc",
     mode: Annotated[str, typer.Option(help="asha: max or min")] = "max",
     grace_period: Annotated[int, typer.Option(min=1, help="asha: epochs before a run can be stopped")] = 1,
+    ensemble: Annotated[int, typer.Option(min=1, help="train up to this many new runs that differ only in seed, "
+                                                      "lambda, attn_epochs, optimiser, scheduler or selection as "
+                                                      "one batched model (docs/speed.md)")] = 1,
     data_dir: DataDir = None,
     overrides: Overrides = None,
 ) -> None:
@@ -179,15 +182,18 @@ def sweep(
     from lookright.runs.cli import run_all, succeeded
     from lookright.runs.runner import raise_failures
     from lookright.train import load_config
-    from lookright.train.sweep import execute, sweep_specs
+    from lookright.train.sweep import ensemble_jobs, execute, job_results, sweep_specs
 
     try:
         extra = list(overrides or []) + ([f"data.data_dir={data_dir}"] if data_dir else [])
         cfg = load_config(config, extra)
         specs = sweep_specs(cfg, seeds, grid or [], first_seed, samples, search_seed)
         asha = early_stopping(scheduler, metric, mode, grace_period, cfg.train.epochs)
-        results = run_all(execute, specs, f"sweep {config.name}", cfg.out_dir, backend, jobs, address, cpus_per_run,
-                          gpus_per_run, asha)
+        if asha is not None and ensemble > 1:
+            raise LookrightError("--scheduler asha stops runs one by one; it cannot be combined with --ensemble")
+        specs = ensemble_jobs(specs, ensemble)
+        results = job_results(specs, run_all(execute, specs, f"sweep {config.name}", cfg.out_dir, backend, jobs,
+                                             address, cpus_per_run, gpus_per_run, asha))
         done = succeeded(results)
         if done:
             console.print(summary_table(done), soft_wrap=True, markup=False)

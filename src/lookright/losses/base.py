@@ -49,6 +49,15 @@ class AlignmentLoss:
             return Alignment(attention.sum() * 0.0, 0)
         return Alignment(losses[valid].mean(), n_valid)
 
+    def member_losses(self, attention: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """:meth:`evaluate`'s loss for each of S stacked batches at once: ``(S, B, h, w)`` maps and
+        targets -> ``(S,)``, each the mean over that batch's non-empty masks (0 where all are empty)."""
+        check_inputs(attention[0], target[0], self.name)
+        s, b = attention.shape[:2]
+        losses = self.per_image(attention.flatten(0, 1), target.flatten(0, 1)).view(s, b)
+        valid = target.flatten(2).sum(dim=2) > 0
+        return torch.where(valid, losses, 0.0).sum(dim=1) / valid.sum(dim=1).clamp_min(1)
+
     def __call__(self, attention: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         return self.evaluate(attention, target).loss
 

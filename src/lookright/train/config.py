@@ -138,6 +138,9 @@ class TrainConfig(Strict):
                                                                  "with one device both run in this process")
     compile: bool = Field(False, description="torch.compile the model for the training steps that have no "
                                              "attention map (vanilla, phase-1 CE); alignment steps run eagerly")
+    fast: bool = Field(False, description="fast paths (lookright.train.fast): channels-last layout, fused optimiser, "
+                                          "divergence checked every 50 steps; same data order and mathematics, "
+                                          "accuracies within 0.5 points of fast: false")
 
 
 class EvalConfig(Strict):
@@ -210,7 +213,7 @@ class RunConfig(RunConfigBase):
 #: keys that do not change what a run trains: left out of its fingerprint (see lookright.runs.folder)
 FINGERPRINT_IGNORES = ("out_dir", "train.threads", "train.device", "train.eval_batch_size", "data.data_dir", "log",
                        "data.stream", "data.workers", "data.memory_budget_mb", "train.devices", "train.strategy",
-                       "train.compile")
+                       "train.compile", "train.fast")
 
 
 def load_config(path: str | Path | None = None, overrides: list[str] | None = None, schema=None) -> RunConfig:

@@ -63,7 +63,7 @@ def setup_model(fabric: Fabric, model: nn.Module, compile: bool = False) -> nn.M
 def setup_optimizer(fabric: Fabric, model: nn.Module, cfg: RunConfig, length: int, state: dict | None = None):
     """A fresh optimiser and scheduler for a phase of ``length`` epochs, their states loaded from
     ``state`` (a checkpoint) when given; returns ``(fabric_optimizer, scheduler)``."""
-    optimizer = create_optimizer(model.parameters(), cfg.optim)
+    optimizer = create_optimizer(model.parameters(), cfg.optim, fused=cfg.train.fast)
     scheduler = create_scheduler(optimizer, cfg.scheduler, length)
     if state is not None:
         optimizer.load_state_dict(state["optimizer"])

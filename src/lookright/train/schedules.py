@@ -7,10 +7,12 @@ import torch
 from lookright.train.config import LossConfig, OptimConfig, SchedulerConfig
 
 
-def create_optimizer(params, cfg: OptimConfig) -> torch.optim.Optimizer:
+def create_optimizer(params, cfg: OptimConfig, fused: bool = False) -> torch.optim.Optimizer:
+    """SGD or Adam; ``fused``: one fused kernel per step (``train.fast``), else PyTorch's default."""
+    extra = {"fused": True} if fused else {}
     if cfg.name == "sgd":
-        return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
-    return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+        return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay, **extra)
+    return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay, **extra)
 
 
 def create_scheduler(optimizer: torch.optim.Optimizer, cfg: SchedulerConfig, epochs: int):

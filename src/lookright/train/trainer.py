@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import time
 from contextlib import closing
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -51,6 +51,7 @@ from lookright.train.config import FINGERPRINT_IGNORES, RunConfig
 from lookright.train.evaluation import (
     EvalSet, alignment_step, attention_mass, evaluate, input_gradient_mass, selection_score, test_accuracy,
 )
+from lookright.train.fast import channels_last, check_due, sums_diverged
 from lookright.train.fabric import (
     check_accelerator, create_fabric, load_precision_state, precision_state, setup_model, setup_optimizer,
 )
@@ -205,26 +206,15 @@ def run_epochs(fabric: Fabric, cfg: RunConfig, run_dir: Path, found: str, parts:
     device = fabric.device
     state = load_checkpoint(run_dir / LAST) if found != "new" and (run_dir / LAST).is_file() else None
 
-    model, extractor, loss_fn, eval_extractor = parts
+    model, extractor, loss_fn, _eval_extractor = parts
     model.to(device)
     # Fabric runs the training step; checkpoints and evaluation keep the plain model, and the
     # extractors hook its submodules (through the DDP wrapper on several devices, so that
     # gradients are averaged across processes)
     step_model = setup_model(fabric, model, cfg.train.compile)
     align_model = model if fabric.world_size == 1 else step_model
-    train_split, val_split, test_split, source = load_splits(cfg)
-    cfg = cfg.for_dataset(source)
-    pipeline = MaskPipeline(cfg.target.pipeline) if loss_fn is not None else None
-    x_probe = model.input_spec.prepare(first_images(val_split, 2)).to(device)
-    grid = attention_grid(model, extractor, x_probe) if extractor is not None else None
-    if loss_fn is not None and loss_fn.needs_model:
-        grid = tuple(x_probe.shape[-2:])  # its region lives at the model input's resolution
-    clip = None
-    if pipeline is not None and cfg.target.teacher == "vlm":
-        clip = cfg.target.vlm.load_clip()
-    tr = (StreamBatches(train_split, model, device, cfg, pipeline, grid) if isinstance(train_split, StreamSplit)
-          else TensorBatches(to_tensors(train_split, model, device, cfg, pipeline, grid, "train", clip), pipeline, grid))
-    va, te = (EvalSet(s, model, device, cfg, pipeline, grid, name, clip) for s, name in ((val_split, "val"), (test_split, "test")))
+    cfg, data = load_data(cfg, model, extractor, loss_fn, device)
+    tr = data.train
     shard = (fabric.global_rank, fabric.world_size)
 
     epochs, attn_epochs = cfg.train.epochs, cfg.train.attn_epochs
@@ -264,6 +254,8 @@ def run_epochs(fabric: Fabric, cfg: RunConfig, run_dir: Path, found: str, parts:
             sums = {"ce": torch.zeros((), device=device), "align": torch.zeros((), device=device)}
             for step, batch in enumerate(tr.batches(perm, bs, epoch, shard)):
                 x, y = batch.x, batch.y
+                if cfg.train.fast:  # a gather comes back NCHW
+                    x = x.contiguous(memory_format=torch.channels_last)
                 if cfg.augment.counterfactual > 0:
                     x = augment_batch(x, batch.input_mask, cfg.augment, cf_gen)
                 if not use_align:
@@ -280,7 +272,7 @@ def run_epochs(fabric: Fabric, cfg: RunConfig, run_dir: Path, found: str, parts:
                     loss = ce if align is None else ce + lam * align
                 if fabric.world_size > 1:  # DDP expects every output of the forward in the loss
                     loss = loss + 0.0 * logits.float().sum()
-                if not all_finite(fabric, loss):
+                if not cfg.train.fast and not all_finite(fabric, loss):  # the fast path checks the sums below
                     raise diverged(cfg, epoch, step, ce, align, lam)
                 optimizer.zero_grad(set_to_none=True)
                 fabric.backward(loss)
@@ -289,38 +281,13 @@ def run_epochs(fabric: Fabric, cfg: RunConfig, run_dir: Path, found: str, parts:
                 if align is not None:
                     sums["align"] += align.detach()
                 bar.advance(task)
+                if cfg.train.fast and check_due(step, steps) and not all_finite(fabric, sums["ce"] + sums["align"]):
+                    raise sums_diverged(f"{cfg.name} seed {cfg.seed}", epoch, step, sums)
             if fabric.world_size > 1:  # the epoch's mean over every process's shards
                 sums = {k: fabric.all_reduce(v, reduce_op="mean") for k, v in sums.items()}
-            lr_used = optimizer.param_groups[0]["lr"]
-            scheduler.step()
-            val = evaluate(model, va, extractor, loss_fn, cfg)
-            test_acc = test_accuracy(model, te, cfg.train.eval_batch_size)
-            record = {
-                "epoch": epoch, "phase": 1 if attention_only else 2, "lambda": lam,
-                "lr": lr_used,
-                "train_ce": float(sums["ce"]) / steps, "train_align": float(sums["align"]) / steps if use_align else None,
-                "val_acc": val["acc"], "val_loss": val["loss"], "val_align": val.get("align"),
-                "val_cf_acc": val["counterfactual"]["acc"], "val_cf_consistency": val["counterfactual"]["consistency"],
-                "test_acc": test_acc,
-            }
-            history.append(record)
-            log_epoch(loggers, cfg, record, model, te, eval_extractor, pipeline)
-            score = selection_score(cfg, epoch, val)
-            if score is not None and (best["score"] is None or score > best["score"]):
-                best = {"score": score, "epoch": epoch}
-                if writer:
-                    save_torch_atomic({k: v.detach().cpu().clone() for k, v in model.state_dict().items()}, run_dir / BEST)
-            if progress:
-                align_note = f", val align {val['align']:.4f}" if val.get("align") is not None else ""
-                bar.console.log(f"{cfg.name} epoch {epoch + 1}/{epochs}: val {val['acc']:.2f}%, "
-                                f"shifted test {test_acc:.2f}%{align_note}")
-            if writer:
-                save_torch_atomic({
-                    "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                    "scheduler": scheduler.state_dict(), "epoch": epoch + 1, "history": history,
-                    "best": best, "rng": torch.get_rng_state(), "precision": precision_state(fabric),
-                    "elapsed": prior_elapsed + time.perf_counter() - started,
-                }, run_dir / LAST)
+            record, best = end_epoch(cfg, parts, data, run_dir, optimizer, scheduler, epoch, lam, sums, steps, use_align,
+                                     history, best, loggers, lambda: prior_elapsed + time.perf_counter() - started,
+                                     writer, precision_state(fabric), bar.console if progress else None)
             fabric.barrier()  # the checkpoints are on disk before any process reads or ends
             if on_epoch is not None:
                 on_epoch(record)
@@ -330,12 +297,96 @@ def run_epochs(fabric: Fabric, cfg: RunConfig, run_dir: Path, found: str, parts:
                 break
 
     elapsed = prior_elapsed + time.perf_counter() - started
+    return final_metrics(cfg, run_dir, parts, data, history, best, elapsed, device, fabric.world_size, writer)
+
+
+
+@dataclass
+class RunData:
+    """A run's data on the device: train batches, validation and shifted-test sets, the target
+    pipeline and the data source."""
+
+    train: TensorBatches | StreamBatches
+    val: EvalSet
+    test: EvalSet
+    pipeline: MaskPipeline | None
+    source: DataSource
+
+
+def load_data(cfg: RunConfig, model: nn.Module, extractor, loss_fn, device) -> tuple[RunConfig, RunData]:
+    """Load the splits and put them on ``device`` with their alignment targets; returns the config
+    resolved for the dataset (:meth:`RunConfig.for_dataset`) and the data. ``train.fast``: the model
+    and the in-memory evaluation splits in channels-last layout."""
+    train_split, val_split, test_split, source = load_splits(cfg)
+    cfg = cfg.for_dataset(source)
+    pipeline = MaskPipeline(cfg.target.pipeline) if loss_fn is not None else None
+    x_probe = model.input_spec.prepare(first_images(val_split, 2)).to(device)
+    grid = attention_grid(model, extractor, x_probe) if extractor is not None else None
+    if loss_fn is not None and loss_fn.needs_model:
+        grid = tuple(x_probe.shape[-2:])  # its region lives at the model input's resolution
+    clip = None
+    if pipeline is not None and cfg.target.teacher == "vlm":
+        clip = cfg.target.vlm.load_clip()
+    tr = (StreamBatches(train_split, model, device, cfg, pipeline, grid) if isinstance(train_split, StreamSplit)
+          else TensorBatches(to_tensors(train_split, model, device, cfg, pipeline, grid, "train", clip), pipeline, grid))
+    va, te = (EvalSet(s, model, device, cfg, pipeline, grid, name, clip) for s, name in ((val_split, "val"), (test_split, "test")))
+    if cfg.train.fast:
+        channels_last(model, va.tensors, te.tensors)
+    return cfg, RunData(tr, va, te, pipeline, source)
+
+
+def end_epoch(cfg: RunConfig, parts: tuple, data: RunData, run_dir: Path, optimizer, scheduler, epoch: int, lam: float,
+              sums: dict, steps: int, use_align: bool, history: list, best: dict, loggers: Loggers, elapsed,
+              writer: bool = True, precision: dict | None = None, console=None) -> tuple[dict, dict]:
+    """After an epoch's steps: step the scheduler, evaluate validation and shifted test, append the
+    epoch's record to ``history``, keep the selected weights (best.pt) and write the checkpoint
+    (last.pt; both only when ``writer``). ``elapsed()`` gives the run's seconds so far; ``precision``
+    is the precision plugin's state. Returns ``(record, best)``."""
+    model, extractor, loss_fn, eval_extractor = parts
+    va, te = data.val, data.test
+    lr_used = optimizer.param_groups[0]["lr"]
+    scheduler.step()
+    val = evaluate(model, va, extractor, loss_fn, cfg)
+    test_acc = test_accuracy(model, te, cfg.train.eval_batch_size)
+    record = {
+        "epoch": epoch, "phase": 1 if epoch < cfg.train.attn_epochs else 2, "lambda": lam,
+        "lr": lr_used,
+        "train_ce": float(sums["ce"]) / steps, "train_align": float(sums["align"]) / steps if use_align else None,
+        "val_acc": val["acc"], "val_loss": val["loss"], "val_align": val.get("align"),
+        "val_cf_acc": val["counterfactual"]["acc"], "val_cf_consistency": val["counterfactual"]["consistency"],
+        "test_acc": test_acc,
+    }
+    history.append(record)
+    log_epoch(loggers, cfg, record, model, te, eval_extractor, data.pipeline)
+    score = selection_score(cfg, epoch, val)
+    if score is not None and (best["score"] is None or score > best["score"]):
+        best = {"score": score, "epoch": epoch}
+        if writer:
+            save_torch_atomic({k: v.detach().cpu().clone() for k, v in model.state_dict().items()}, run_dir / BEST)
+    if console is not None:
+        align_note = f", val align {val['align']:.4f}" if val.get("align") is not None else ""
+        console.log(f"{cfg.name} epoch {epoch + 1}/{cfg.train.epochs}: val {val['acc']:.2f}%, "
+                    f"shifted test {test_acc:.2f}%{align_note}")
+    if writer:
+        save_torch_atomic({
+            "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict(), "epoch": epoch + 1, "history": history,
+            "best": best, "rng": torch.get_rng_state(), "precision": precision or {}, "elapsed": elapsed(),
+        }, run_dir / LAST)
+    return record, best
+
+
+def final_metrics(cfg: RunConfig, run_dir: Path, parts: tuple, data: RunData, history: list, best: dict,
+                  elapsed: float, device, devices: int = 1, writer: bool = True) -> dict:
+    """Reload the selected weights and measure the run's final metrics; write its figures (``writer``)."""
+    model, extractor, loss_fn, eval_extractor = parts
+    tr, va, te = data.train, data.val, data.test
     if best["epoch"] is not None:
         model.load_state_dict(torch.load(run_dir / BEST, map_location=device, weights_only=True))
     final_val = evaluate(model, va, extractor, loss_fn, cfg)
     model.eval()
     metrics = {
-        "name": cfg.name, "dataset": cfg.data.name, "data_source": str(source), "method": method_name(cfg),
+        "name": cfg.name, "dataset": cfg.data.name, "data_source": str(data.source), "method": method_name(cfg),
         "model": cfg.model.name, "seed": cfg.seed,
         "selected_epoch": best["epoch"], "selection": cfg.train.selection,
         "shifted_test_acc": test_accuracy(model, te, cfg.train.eval_batch_size),
@@ -345,15 +396,14 @@ def run_epochs(fabric: Fabric, cfg: RunConfig, run_dir: Path, found: str, parts:
         "epochs_run": len(history),
         "attention_mass": attention_mass(model, te, eval_extractor, cfg.train.eval_batch_size),
         "input_gradient_mass": input_gradient_mass(model, te, cfg.train.eval_batch_size),
-        "eval_extractor": eval_extractor.name, "precision": cfg.train.precision, "devices": fabric.world_size,
+        "eval_extractor": eval_extractor.name, "precision": cfg.train.precision, "devices": devices,
         "sizes": {"train": len(tr), "val": len(va), "test": len(te)},
         "history": history, "wall_time_s": round(elapsed, 2),
     }
     if writer:
-        save_run_figures(run_dir, model, te.head(cfg.eval.figure_images), eval_extractor, pipeline, metrics,
+        save_run_figures(run_dir, model, te.head(cfg.eval.figure_images), eval_extractor, data.pipeline, metrics,
                          cfg.eval.figure_images)
     return metrics
-
 
 def batch_count(n: int, bs: int, world: int) -> int:
     """Optimiser steps per epoch: every batch of ``bs`` images, less a last one too small to give
