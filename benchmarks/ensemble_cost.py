@@ -49,8 +49,9 @@ def variants(base, lambdas: list[float]) -> dict[str, list[list]]:
     }
 
 
-def run(ensembles: list[list], folder: Path) -> float:
-    t0 = time.perf_counter()
+def run(ensembles: list[list], folder: Path) -> tuple[float, float]:
+    """Wall and process CPU seconds of training ``ensembles`` one after another."""
+    t0, c0 = time.perf_counter(), time.process_time()
     for k, cfgs in enumerate(ensembles):
         dirs = [folder / f"e{k}-m{i}" for i in range(len(cfgs))]
         if len(cfgs) == 1:
@@ -59,7 +60,7 @@ def run(ensembles: list[list], folder: Path) -> float:
         failed = [r for r in train_ensemble(cfgs, dirs) if "error" in r]
         if failed:
             raise SystemExit(f"ensemble members failed: {failed}")
-    return time.perf_counter() - t0
+    return time.perf_counter() - t0, time.process_time() - c0
 
 
 def main() -> None:
@@ -74,11 +75,14 @@ def main() -> None:
     if args.only:
         plan = {k: v for k, v in plan.items() if k in args.only or k == "one_seed"}
     times: dict[str, list[float]] = {k: [] for k in plan}
+    cpu: dict[str, list[float]] = {k: [] for k in plan}
     with tempfile.TemporaryDirectory() as tmp:
         for r in range(args.rounds):
             for name, ensembles in plan.items():
-                times[name].append(run(ensembles, Path(tmp) / f"{name}-{r}"))
-                print(f"round {r + 1}: {name} {times[name][-1]:.1f} s", flush=True)
+                wall, used = run(ensembles, Path(tmp) / f"{name}-{r}")
+                times[name].append(wall)
+                cpu[name].append(used)
+                print(f"round {r + 1}: {name} {wall:.1f} s wall, {used:.1f} s CPU", flush=True)
     med = {k: statistics.median(v) for k, v in times.items()}
     runs = {k: sum(len(e) for e in v) for k, v in plan.items()}
     report = {
@@ -87,6 +91,9 @@ def main() -> None:
         "wall_s": {k: [round(t, 2) for t in v] for k, v in times.items()},
         "ratio_to_one_seed": {k: round(v / med["one_seed"], 3) for k, v in med.items()},
         "seconds_per_run": {k: round(v / runs[k], 2) for k, v in med.items()},
+        "cpu_s": {k: [round(t, 2) for t in v] for k, v in cpu.items()},
+        "cpu_ratio_to_one_seed": {k: round(statistics.median(v) / statistics.median(cpu["one_seed"]), 3)
+                                  for k, v in cpu.items()},
         "bars": {"five_seeds <= 2x": med.get("five_seeds", 0) / med["one_seed"] <= 2,
                  "25 members <= 6x": min(med.get("grid_25_one_ensemble", 1e9),
                                          med.get("grid_25_by_seed", 1e9)) / med["one_seed"] <= 6},

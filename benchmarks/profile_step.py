@@ -4,19 +4,21 @@ A step of phase 2 (``CE + lambda * align``) is cut into stages timed with ``perf
 each (CPU work is synchronous; on a GPU each stage ends with a synchronise): forward with the CAM
 hook, alignment targets (gather), loss (CE + KL), the per-step finiteness check (a host sync),
 backward, optimiser step. A plain forward is timed against the forward with CAM extraction
-(interleaved, median). Once-per-epoch work (validation evaluation, shifted-test accuracy,
-checkpoint) and once-per-run work (attention mass, input-gradient mass, figures) are timed as the
-trainer calls them (median of ``--rounds``). The JSON gives medians, the cost of one epoch and of
+(interleaved, median), and one whole step against its ``train.fast`` form (channels-last, fused
+optimiser) and, with ``--compile``, its ``torch.compile`` form. Once-per-epoch work (validation
+evaluation, shifted-test accuracy, checkpoint) and once-per-run work (attention mass,
+input-gradient mass, figures) are timed as the trainer calls them (median of ``--rounds``). The JSON gives medians, the cost of one epoch and of
 one run built from them, and each stage's share of the run.
 
     python benchmarks/profile_step.py [--config configs/colormnist-kl.yaml] [--steps 200] [--rounds 3]
-        [--threads 1] [--out benchmarks/profile_results.json] [KEY=VALUE ...]
+        [--threads 1] [--compile] [--out benchmarks/profile_results.json] [KEY=VALUE ...]
 
 The data are the embedded 5,000 digits unless an override says ``data.embedded=false``.
 """
 
 from __future__ import annotations
 
+import copy
 import json
 import statistics
 import tempfile
@@ -25,11 +27,13 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from timing import (  # benchmarks/ is on sys.path as a script
+from timing import (  # benchmarks/ is on sys.path
+    aligned_loss,
     context,
     measure,
     run_parser,
     sync,
+    train_step,
 )
 
 from lookright.atomic import save_torch_atomic
@@ -84,6 +88,24 @@ def staged_steps(cfg, model, extractor, loss_fn, batches, steps: int) -> dict[st
     return {k: statistics.median(v) for k, v in times.items()}
 
 
+def step_variants(cfg, model, extractor, loss_fn, batches, rounds: int, compile_too: bool) -> dict[str, float]:
+    """Median seconds of one whole step (CE + KL on CAM, backward, optimiser) on the same batch:
+    the reference layout and optimiser, channels-last with a fused optimiser (``train.fast``),
+    and (``--compile``) ``torch.compile`` of the loss on the reference layout."""
+    batch = next(iter(batches.batches(torch.arange(len(batches)), cfg.train.batch_size, 0)))
+    target = batch.targets()
+    fns = {}
+    for name in ("reference", "channels_last_fused", *(("compiled",) if compile_too else ())):
+        m = copy.deepcopy(model)
+        x = batch.x
+        if name == "channels_last_fused":
+            m, x = m.to(memory_format=torch.channels_last), x.contiguous(memory_format=torch.channels_last)
+        loss = aligned_loss(m, x, batch.y, extractor, loss_fn, target)
+        fns[name] = train_step(create_optimizer(m.parameters(), cfg.optim, fused=name == "channels_last_fused"),
+                               torch.compile(loss) if name == "compiled" else loss)
+    return measure(fns, rounds, torch.device("cpu"))
+
+
 def now(device: torch.device) -> float:
     sync(device)
     return time.perf_counter()
@@ -101,6 +123,7 @@ def timed(fn, repeats: int) -> float:
 def main() -> None:
     parser = run_parser(__doc__, "profile_results.json", rounds=3)
     parser.add_argument("--steps", type=int, default=200)
+    parser.add_argument("--compile", action="store_true", help="also time a torch.compile'd step (compiles first)")
     args = parser.parse_args()
     cfg = load_config(args.config, ["data.embedded=true", *args.overrides])
     set_threads(args.threads)
@@ -115,6 +138,7 @@ def main() -> None:
     y = batches.data.y[: cfg.train.batch_size]
     fwd = measure({"forward": lambda: model(x), "forward_cam": lambda: extractor.with_logits(model, x, y, True)},
                   max(11, args.steps // 10), torch.device("cpu"))
+    variants = step_variants(cfg, model, extractor, loss_fn, batches, max(11, args.steps // 4), args.compile)
     bs_eval = cfg.train.eval_batch_size
     with tempfile.TemporaryDirectory() as tmp:
         ckpt = Path(tmp) / "last.pt"
@@ -146,6 +170,8 @@ def main() -> None:
         "step_ms": {k: round(v * 1e3, 3) for k, v in step.items()} | {"total": round(step_s * 1e3, 3)},
         "forward_ms": {k: round(v * 1e3, 3) for k, v in fwd.items()},
         "cam_extraction_over_forward": round(fwd["forward_cam"] / fwd["forward"], 3),
+        "whole_step_ms": {k: round(v * 1e3, 3) for k, v in variants.items()},
+        "whole_step_ratio_to_reference": {k: round(v / variants["reference"], 3) for k, v in variants.items()},
         "epoch_s": {k: round(v, 4) for k, v in epoch_work.items()} | {"total": round(epoch_s, 3)},
         "run_s": {k: round(v, 4) for k, v in run_work.items()} | {"setup_data": round(setup_s, 3),
                                                                    "total": round(run_s, 2)},

@@ -50,6 +50,19 @@ def test_docs_commands_run(tmp_path, monkeypatch):
     monkeypatch.chdir(ROOT)
     commands = doc_commands()
     assert any(c[0] == "sweep" for c in commands) and any(c[0] == "selection-study" for c in commands)
+    run_on_tiny_data(commands, tmp_path)
+
+
+def test_speed_page_commands_run(tmp_path, monkeypatch):
+    """docs/speed.md: the ensembled sweeps (one seed: five lambdas as one ensemble) and their summary."""
+    monkeypatch.chdir(ROOT)
+    commands = doc_commands(ROOT / "docs" / "speed.md")
+    assert [c[0] for c in commands] == ["sweep", "sweep", "summarize"] and "--ensemble" in commands[1]
+    run_on_tiny_data(commands, tmp_path)
+    assert len(list((tmp_path / "runs").rglob("metrics.json"))) == 6
+
+
+def run_on_tiny_data(commands: list[list[str]], tmp_path: Path) -> None:
     runner = CliRunner()
     for argv in sorted(commands, key=lambda c: c[0] in ("summarize", "selection-study")):
         if argv[0] in ("sweep", "train"):
