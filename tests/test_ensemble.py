@@ -38,7 +38,8 @@ def assert_close(seq: dict, ens: dict) -> None:
 @pytest.mark.parametrize("cfgs", [
     [member(1), member(2), member(1, lam=2.0)],  # several seeds: stacked inputs
     [member(1), member(1, lam=2.0)],  # one seed: one shared input
-], ids=["seeds", "one-seed"])
+    [member(1, augment={"counterfactual": 0.5}), member(2, augment={"counterfactual": 0.5})],
+], ids=["seeds", "one-seed", "counterfactual-augmentation"])
 def test_ensemble_equals_sequential_runs(tmp_path, cfgs):
     seq = [train(c, tmp_path / f"seq{i}", progress=False) for i, c in enumerate(cfgs)]
     ens = train_ensemble(cfgs, [tmp_path / f"ens{i}" for i in range(len(cfgs))])
