@@ -4,6 +4,7 @@ import json
 
 import pytest
 import torch
+from conftest import CONFIGS
 from test_trainer import kl_config, tiny_config
 from typer.testing import CliRunner
 
@@ -115,7 +116,7 @@ def test_sweep_groups_new_runs_by_settings(tmp_path):
 
 def test_cli_sweep_ensemble_then_summarize(tmp_path):
     runner = CliRunner()
-    argv = ["sweep", "configs/colormnist-kl.yaml", "--seeds", "2", "--ensemble", "2", "data.embedded=true",
+    argv = ["sweep", str(CONFIGS / "colormnist-kl.yaml"), "--seeds", "2", "--ensemble", "2", "data.embedded=true",
             "data.max_train=150", "data.max_test=60", "train.epochs=2", "train.attn_epochs=1", "eval.figure_images=1",
             "log.backends=[]", f"out_dir={tmp_path}"]
     result = runner.invoke(app, argv)
