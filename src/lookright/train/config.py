@@ -139,8 +139,8 @@ class TrainConfig(Strict):
     compile: bool = Field(False, description="torch.compile the model for the training steps that have no "
                                              "attention map (vanilla, phase-1 CE); alignment steps run eagerly")
     fast: bool = Field(False, description="fast paths (lookright.train.fast): channels-last layout, fused optimiser, "
-                                          "divergence checked every 50 steps; same data order and mathematics, "
-                                          "accuracies within 0.5 points of fast: false")
+                                          "divergence checked every 50 steps; same data order and mathematics in "
+                                          "another summation order (docs/speed.md)")
 
 
 class EvalConfig(Strict):

@@ -43,9 +43,19 @@ from lookright.runs.loggers import Loggers
 from lookright.runs.provenance import provenance, resolve_device, set_threads
 from lookright.train.config import FINGERPRINT_IGNORES, RunConfig
 from lookright.train.fast import channels_last, check_due, sums_diverged
-from lookright.train.schedules import alignment_weight, create_optimizer, create_scheduler
+from lookright.train.schedules import (
+    alignment_weight,
+    create_optimizer,
+    create_scheduler,
+)
 from lookright.train.trainer import (
-    augment_batch, batch_count, build_parts, end_epoch, final_metrics, load_data, patience_exhausted,
+    augment_batch,
+    batch_count,
+    build_parts,
+    end_epoch,
+    final_metrics,
+    load_data,
+    patience_exhausted,
 )
 
 #: config keys in which the members of one ensemble may differ (a key names its whole section)
@@ -82,15 +92,15 @@ class _Probe(nn.Module):
     """``(maps, logits)`` of one member, for :func:`torch.func.functional_call` under vmap (the
     extractor reads the head's weight by name, so it must see the member's parameters)."""
 
-    def __init__(self, model: nn.Module, extractor) -> None:
+    def __init__(self, model: nn.Module, extractor, target_mode: str) -> None:
         super().__init__()
-        self.model, self.extractor = model, extractor
+        self.model, self.extractor, self.target_mode = model, extractor, target_mode
 
     def forward(self, x: torch.Tensor, y: torch.Tensor):
         if self.extractor is None:
             logits = self.model(x)
             return logits, logits.new_zeros(())
-        cls = y if self.extractor_target == "label" else None
+        cls = y if self.target_mode == "label" else None
         maps, logits = self.extractor.with_logits(self.model, x, cls, differentiable=True)
         return logits, maps
 
@@ -108,10 +118,10 @@ class Member:
         if self.folder.state() != "new":
             raise ConfigError(f"{run_dir} already holds a run; ensembles start new runs only (a sweep resumes "
                               "interrupted runs one by one)")
+        if cfg.train.fast:
+            channels_last(self.model)
         if cfg.seed not in shared:  # members with one seed share their data (only MAY_DIFFER keys differ)
             shared[cfg.seed] = load_data(cfg, self.model, self.parts[1], self.parts[2], device)[1]
-        elif cfg.train.fast:
-            channels_last(self.model)
         self.data = shared[cfg.seed]
         self.cfg = cfg.for_dataset(self.data.source)  # trained with; the folder keeps the config as given
         self.given = cfg
@@ -179,8 +189,7 @@ def train_ensemble(cfgs: list[RunConfig], run_dirs: list[str | Path]) -> list[di
 
 def _train_members(members: list[Member], first: RunConfig, started: float) -> None:
     model, extractor = members[0].model, members[0].parts[1]
-    probe = _Probe(model, extractor)
-    probe.extractor_target = first.attention.target
+    probe = _Probe(model, extractor, first.attention.target)
     names = [n for n, _ in model.named_parameters()]
     leaves = {k: [dict(m.model.named_parameters())[k] for m in members] for k in names}
     shared_input = len({m.cfg.seed for m in members}) == 1
@@ -192,25 +201,9 @@ def _train_members(members: list[Member], first: RunConfig, started: float) -> N
     for m in members:
         m.model.train()
         m.new_phase(m.cfg.train.attn_epochs or epochs)
+    device = members[0].device
     for epoch in range(epochs):
-        weights = []
-        for m in members:
-            attn = m.cfg.train.attn_epochs
-            if attn and epoch == attn:
-                m.new_phase(epochs - attn)
-            phase1 = epoch < attn
-            m.use_align = loss_fn is not None and not (phase1 and m.cfg.train.phase1_loss == "ce")
-            m.lam = alignment_weight(m.cfg.loss, epoch, attn)
-            if phase1:
-                weights.append((0.0, 1.0) if m.cfg.train.phase1_loss == "align" else (1.0, 0.0))
-            else:
-                weights.append((1.0, m.lam if loss_fn is not None else 0.0))
-            m.perm = torch.randperm(n, generator=torch.Generator().manual_seed(m.cfg.seed * 100_003 + epoch))
-            m.cf_gen = torch.Generator().manual_seed(m.cfg.seed * 100_003 + epoch + 50_000)
-        device = members[0].device
-        w_ce, w_align = (torch.tensor(w, device=device) for w in zip(*weights, strict=True))
-        w_ce = w_ce * torch.tensor([not m.done for m in members], device=device)  # stopped members learn nothing
-        w_align = w_align * torch.tensor([not m.done for m in members], device=device)
+        w_ce, w_align = _start_epoch(members, epoch, epochs, n, loss_fn is not None)
         sums_ce = torch.zeros(len(members), device=device)
         sums_align = torch.zeros(len(members), device=device)
         streams = [m.data.train.batches(m.perm, bs, epoch) for m in (members[:1] if shared_input else members)]
@@ -258,6 +251,28 @@ def _train_members(members: list[Member], first: RunConfig, started: float) -> N
                 m.done = True
         if all(m.done for m in members):
             break
+
+
+def _start_epoch(members: list[Member], epoch: int, epochs: int, n: int, aligned: bool):
+    """Each member's phase switch, lambda(e), data order and counterfactual draws for ``epoch``, and
+    the weights of its objective ``w_ce * CE + w_align * align`` (zero for a member that stopped)."""
+    weights = []
+    for m in members:
+        attn = m.cfg.train.attn_epochs
+        if attn and epoch == attn:
+            m.new_phase(epochs - attn)
+        phase1 = epoch < attn
+        m.use_align = aligned and not (phase1 and m.cfg.train.phase1_loss == "ce")
+        m.lam = alignment_weight(m.cfg.loss, epoch, attn)
+        if phase1:
+            w = (0.0, 1.0) if m.cfg.train.phase1_loss == "align" else (1.0, 0.0)
+        else:
+            w = (1.0, m.lam if aligned else 0.0)
+        weights.append((0.0, 0.0) if m.done else w)
+        m.perm = torch.randperm(n, generator=torch.Generator().manual_seed(m.cfg.seed * 100_003 + epoch))
+        m.cf_gen = torch.Generator().manual_seed(m.cfg.seed * 100_003 + epoch + 50_000)
+    device = members[0].device
+    return tuple(torch.tensor(w, device=device) for w in zip(*weights, strict=True))
 
 
 def _check_members(members: list[Member], sums_ce, sums_align, epoch: int, step: int) -> None:

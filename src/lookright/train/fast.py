@@ -30,9 +30,10 @@ CHECK_EVERY = 50
 ACC_TOLERANCE = 0.5
 
 
-def channels_last(model: nn.Module, *splits) -> None:
+def channels_last(model: nn.Module | None, *splits) -> None:
     """Move ``model``'s 4-d parameters and each split's ``x`` (objects with an ``x`` tensor, or None) to NHWC."""
-    model.to(memory_format=torch.channels_last)
+    if model is not None:
+        model.to(memory_format=torch.channels_last)
     for split in splits:
         if split is not None and getattr(split, "x", None) is not None and split.x.dim() == 4:
             split.x = split.x.contiguous(memory_format=torch.channels_last)

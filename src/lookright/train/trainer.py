@@ -208,6 +208,8 @@ def run_epochs(fabric: Fabric, cfg: RunConfig, run_dir: Path, found: str, parts:
 
     model, extractor, loss_fn, _eval_extractor = parts
     model.to(device)
+    if cfg.train.fast:  # before Fabric (DDP) wraps its parameters
+        channels_last(model)
     # Fabric runs the training step; checkpoints and evaluation keep the plain model, and the
     # extractors hook its submodules (through the DDP wrapper on several devices, so that
     # gradients are averaged across processes)
@@ -300,7 +302,6 @@ def run_epochs(fabric: Fabric, cfg: RunConfig, run_dir: Path, found: str, parts:
     return final_metrics(cfg, run_dir, parts, data, history, best, elapsed, device, fabric.world_size, writer)
 
 
-
 @dataclass
 class RunData:
     """A run's data on the device: train batches, validation and shifted-test sets, the target
@@ -315,8 +316,8 @@ class RunData:
 
 def load_data(cfg: RunConfig, model: nn.Module, extractor, loss_fn, device) -> tuple[RunConfig, RunData]:
     """Load the splits and put them on ``device`` with their alignment targets; returns the config
-    resolved for the dataset (:meth:`RunConfig.for_dataset`) and the data. ``train.fast``: the model
-    and the in-memory evaluation splits in channels-last layout."""
+    resolved for the dataset (:meth:`RunConfig.for_dataset`) and the data (``train.fast``: the
+    in-memory evaluation splits in channels-last layout)."""
     train_split, val_split, test_split, source = load_splits(cfg)
     cfg = cfg.for_dataset(source)
     pipeline = MaskPipeline(cfg.target.pipeline) if loss_fn is not None else None
@@ -331,7 +332,7 @@ def load_data(cfg: RunConfig, model: nn.Module, extractor, loss_fn, device) -> t
           else TensorBatches(to_tensors(train_split, model, device, cfg, pipeline, grid, "train", clip), pipeline, grid))
     va, te = (EvalSet(s, model, device, cfg, pipeline, grid, name, clip) for s, name in ((val_split, "val"), (test_split, "test")))
     if cfg.train.fast:
-        channels_last(model, va.tensors, te.tensors)
+        channels_last(None, va.tensors, te.tensors)
     return cfg, RunData(tr, va, te, pipeline, source)
 
 
