@@ -12,7 +12,8 @@ an uninterrupted one; on several devices each process takes its part of every sl
 (:mod:`lookright.train.fabric`). A checkpoint is written atomically after every epoch. The run folder
 follows :mod:`lookright.runs.folder`: locked while training, refused when it holds another config,
 ``metrics.json`` written only when the run finishes. A NaN or infinite loss stops the run at that
-step (TrainingDiverged).
+step (TrainingDiverged; with ``train.fast`` within the :data:`~lookright.train.fast.CHECK_EVERY`
+steps after it).
 """
 
 from __future__ import annotations
