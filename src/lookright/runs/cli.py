@@ -10,6 +10,7 @@ from typing import Annotated, Literal
 import typer
 from rich.console import Console
 from rich.markup import escape
+from rich.measure import Measurement
 
 from lookright.errors import LookrightError
 from lookright.atomic import write_text_atomic
@@ -27,6 +28,24 @@ Reference = Annotated[str | None, typer.Option(help="run name the others are tes
 Force = Annotated[bool, typer.Option("--force", help="replace an existing output (nothing is overwritten without it)")]
 Overrides = Annotated[list[str] | None, typer.Argument(help="key=value overrides of the config (dotted keys, "
                                                              "YAML values), e.g. seed=3")]
+
+
+def show(renderable) -> None:
+    """Print a rich table whole: at its natural width where that exceeds a non-terminal console
+    (a pipe or a file is 80 columns wide), so that no cell is cut or wrapped."""
+    width = console.width
+    if not console.is_terminal:
+        natural = Measurement.get(console, console.options.update_width(100_000), renderable).maximum
+        console.width = max(width, natural)
+    try:
+        console.print(renderable)
+    finally:
+        console.width = width
+
+
+def plural(n: int, word: str) -> str:
+    """``"1 seed"``, ``"3 seeds"``."""
+    return f"{n} {word}" + ("" if n == 1 else "s")
 
 
 def fail(exc: Exception) -> None:

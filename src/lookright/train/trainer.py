@@ -312,8 +312,8 @@ def run_epochs(fabric: Fabric, cfg: RunConfig, run_dir: Path, found: str, parts:
                     save_torch_atomic({k: v.detach().cpu().clone() for k, v in model.state_dict().items()}, run_dir / BEST)
             if progress:
                 align_note = f", val align {val['align']:.4f}" if val.get("align") is not None else ""
-                bar.console.log(f"{cfg.name} epoch {epoch + 1}/{epochs}: val {val['acc']:.2f}%, "
-                                f"shifted test {test_acc:.2f}%{align_note}")
+                shifted = f", shifted test {test_acc:.2f}%" if cfg.log.show_test else ""  # no peeking unless asked
+                bar.console.log(f"{cfg.name} epoch {epoch + 1}/{epochs}: val {val['acc']:.2f}%{shifted}{align_note}")
             if writer:
                 save_torch_atomic({
                     "model": model.state_dict(), "optimizer": optimizer.state_dict(),
