@@ -86,6 +86,12 @@ def _replace_values(argv: list[str], values: dict[str, str]) -> list[str]:
     return [values.get(prev, a) for prev, a in zip(["", *argv], argv)]
 
 
+def overrides_of(argv: list[str]) -> list[str]:
+    """The ``key=value`` arguments of a command (not the values of ``--grid`` and ``--set``)."""
+    return [a for prev, a in zip(["", *argv], argv) if "=" in a and not a.startswith("-")
+            and prev not in ("--grid", "--set")]
+
+
 def tiny(argv: list[str]) -> list[str] | None:
     """The documented command on tiny settings; None for a command that needs what a test cannot
     have (a Ray cluster's address)."""
@@ -94,7 +100,7 @@ def tiny(argv: list[str]) -> list[str] | None:
     if "--address" in argv:
         return None
     if cmd in (["train"], ["sweep"]):
-        config = load_config(argv[1], [a for a in argv[2:] if "=" in a and not a.startswith("-")])  # as documented
+        config = load_config(argv[1], overrides_of(argv[2:]))  # the documented line must validate
         extra = [*TINY, "target.vlm.cache_dir=cache"] if config.target.teacher == "vlm" else TINY
         return [*argv, *extra]
     if cmd == ["teach"]:
@@ -115,14 +121,19 @@ def tiny(argv: list[str]) -> list[str] | None:
 
 
 def _interrupted_first(argv: list[str], sandbox: Path) -> None:
-    """A documented ``--resume`` continues an interrupted run: interrupt one there first."""
+    """A documented ``--resume`` continues an interrupted run: interrupt one there first (also for
+    the line that precedes ``LINE --resume``)."""
     run_dir = sandbox / argv[argv.index("--run-dir") + 1]
     if not run_dir.exists():
-        overrides = [a for a in argv[2:] if "=" in a and not a.startswith("-")]
-        train(load_config(argv[1], [*overrides, *TINY, "train.epochs=3"]), run_dir, progress=False, stop_after_epoch=1)
+        train(load_config(argv[1], [*overrides_of(argv[2:]), *TINY]), run_dir, progress=False, stop_after_epoch=1)
 
 
-def run_line(line: str, sandbox: Path, made: set[str]) -> None:
+def _reads(words: list[str], made: set[str]) -> bool:
+    """Whether a command reads a folder that a `make` reproduction above would have written."""
+    return any(w == m or w.startswith(m.rstrip("/") + "/") for w in words for m in made)
+
+
+def run_line(line: str, sandbox: Path, made: set[str], interrupted: bool = False) -> None:
     words = line.split()
     if words[0] == "make":  # set-up and hour-long reproductions: the target exists and expands
         dry = subprocess.run(["make", "-n", *words[1:]], cwd=ROOT, capture_output=True, text=True)
@@ -130,7 +141,7 @@ def run_line(line: str, sandbox: Path, made: set[str]) -> None:
         made.update(w.split("=", 1)[1] for w in words if w.startswith("OUT="))
         return
     if words[0] == "python":
-        if any(w.startswith(tuple(f"{m.rstrip('/')}/" for m in made)) for w in words):
+        if _reads(words, made):
             py_compile.compile(str(ROOT / words[1]), doraise=True)  # it reads a reproduction's output
             return
         result = subprocess.run([sys.executable, *expand(" ".join(words[1:]), sandbox)], cwd=sandbox,
@@ -139,14 +150,16 @@ def run_line(line: str, sandbox: Path, made: set[str]) -> None:
         return
     assert words[0] == "lookright", f"a bash block runs lookright, make or python: {line!r}"
     argv = expand(line.split(" ", 1)[1], sandbox)
-    if any(w.startswith(tuple(f"{m.rstrip('/')}/" for m in made)) for w in words):
+    if _reads(words, made):
         # it reads a reproduction's output (a `make` line above): the command and its options must parse
         result = CliRunner().invoke(app, [*[a for a in argv if not a.startswith(tuple(made))], "--help"])
         assert result.exit_code == 0, (line, result.output)
         made.update(argv[i + 1] for i, a in enumerate(argv[:-1]) if a == "--out")  # its output is not there either
         return
-    if "--resume" in argv:
+    if interrupted or "--resume" in argv:
         _interrupted_first(argv, sandbox)
+        if interrupted:  # the next line resumes it
+            return
     if "ray" in argv:
         pytest.importorskip("ray.tune")
     command = tiny(argv)
@@ -184,8 +197,9 @@ def test_every_bash_block_runs(doc, tmp_path, monkeypatch, clip_folder):
         (tmp_path / "models" / "small-clip").symlink_to(clip_folder)
     monkeypatch.chdir(tmp_path)
     made: set[str] = set()
-    for line in lines:
-        run_line(line, tmp_path, made)
+    for i, line in enumerate(lines):
+        resumed_next = i + 1 < len(lines) and lines[i + 1].startswith(line) and "--resume" in lines[i + 1]
+        run_line(line, tmp_path, made, interrupted=resumed_next)
 
 
 def test_make_reproduce_skips_configs_that_need_a_pretrained_clip():
