@@ -10,7 +10,7 @@ from rich.table import Table
 
 from lookright.errors import LookrightError
 from lookright.runs.cli import Address, Backend, CpusPerRun, FirstSeed, Force, GpusPerRun, Jobs, Overrides, Seeds
-from lookright.runs.cli import attempt, console, emit, fail, plural, show
+from lookright.runs.cli import attempt, console, each_with_progress, emit, fail, plural, show
 
 app = typer.Typer(help="Make vision models look at the right thing, and measure whether they do.",
                   no_args_is_help=True, pretty_exceptions_enable=False)
@@ -132,20 +132,15 @@ def eval_cmd(
 ) -> None:
     """Compute every metric for trained runs and write them into their metrics.json."""
     from lookright.train.run_eval import evaluate_run
-    from lookright.runs.progress import progress_bar
 
     overrides = list(setting or []) + ([f"eval.max_images={max_images}"] if max_images else [])
     bad = [o for o in overrides if not o.startswith("eval.")]
     if bad:
         fail(LookrightError(f"--set takes eval.KEY=VALUE settings only, got {bad}"))
     overrides += [f"data.data_dir={data_dir}"] if data_dir else []
-    results = []
     try:
-        with progress_bar() as bar:
-            task = bar.add_task("evaluating runs", total=len(run_dirs))
-            for run_dir in run_dirs:
-                results.append(evaluate_run(run_dir, extractor, overrides))
-                bar.advance(task)
+        results = each_with_progress("evaluating runs", run_dirs,
+                                     lambda run_dir, _bar: evaluate_run(run_dir, extractor, overrides))
     except LookrightError as exc:
         fail(exc)
     show(_eval_table(results, run_dirs))

@@ -10,7 +10,7 @@ from rich.table import Table
 
 from lookright.errors import LookrightError
 from lookright.runs.cli import Address, Backend, CpusPerRun, FirstSeed, GpusPerRun, Jobs, Overrides, Reference, Seeds
-from lookright.runs.cli import console, emit, fail, plural, show
+from lookright.runs.cli import console, each_with_progress, emit, fail, plural, show
 
 rl_app = typer.Typer(help="Attention alignment for RL agents (PPO + CAMAL on CueGrid).", no_args_is_help=True)
 
@@ -74,16 +74,10 @@ def eval_cmd(
 ) -> None:
     """Re-evaluate trained agents (returns, alignment, faithfulness, figures) into their metrics.json."""
     from lookright.rl.run_eval import check_settings, evaluate_run
-    from lookright.runs.progress import progress_bar
 
-    results = []
     try:
         check_settings(list(setting or []))
-        with progress_bar() as bar:
-            task = bar.add_task("evaluating agents", total=len(run_dirs))
-            for folder in run_dirs:
-                results.append(evaluate_run(folder, setting, bar))
-                bar.advance(task)
+        results = each_with_progress("evaluating agents", run_dirs, lambda folder, bar: evaluate_run(folder, setting, bar))
     except LookrightError as exc:
         fail(exc)
     show(_table(results))

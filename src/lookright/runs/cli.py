@@ -101,6 +101,19 @@ def emit(text: str, out: Path | None) -> None:
     console.print(text, soft_wrap=True, highlight=False, markup=False)
 
 
+def each_with_progress(title: str, items: list, fn) -> list:
+    """``[fn(item, bar) for item in items]`` under one progress bar (``fn`` may add a task of its own to ``bar``)."""
+    from lookright.runs.progress import progress_bar
+
+    out = []
+    with progress_bar() as bar:
+        task = bar.add_task(title, total=len(items))
+        for item in items:
+            out.append(fn(item, bar))
+            bar.advance(task)
+    return out
+
+
 def run_all(execute, specs: list, title: str, storage: str | Path, backend: str = "local", jobs: int = 1,
             address: str | None = None, cpus_per_run: float = 1.0, gpus_per_run: float = 0.0,
             asha=None, single=None) -> list[dict]:
