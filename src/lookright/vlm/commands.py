@@ -75,16 +75,16 @@ def _reliability(config: Path | None, overrides: list[str] | None, seeds: int, f
 
     try:
         cfg = load_reliability_config(config, list(overrides or []))
-        check_clip(cfg.model, "model")  # before torch and transformers are imported
-        from lookright.runs.cli import run_all, succeeded
-        from lookright.runs.runner import raise_failures
-        from lookright.vlm.reliability.sweep import execute, reliability_specs
-
         if frozen_only and run is None and cfg.tune.method != "frozen":
             raise LookrightError(f"this config tunes the CLIP (tune.method={cfg.tune.method}): run it with "
                                  "`lookright vlm tune`, or evaluate a tuned run with `lookright vlm eval --run DIR`")
         if run is not None and seeds > 1:
             raise LookrightError("--run evaluates one tuned model: drop --seeds, or pass seed=K for another test split")
+        check_clip(cfg.model, "model")  # before torch and transformers are imported
+        from lookright.runs.cli import run_all, succeeded
+        from lookright.runs.runner import raise_failures
+        from lookright.vlm.reliability.sweep import execute, reliability_specs
+
         alone = seeds == 1 and backend == "local"  # one run in this process, with its own progress bar
         specs = reliability_specs(cfg, seeds, first_seed, run, progress=alone)
         results = run_all(execute, specs, f"{cfg.name}: {plural(len(specs), 'seed')}", cfg.out_dir, backend, jobs, address,
