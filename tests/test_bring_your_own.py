@@ -37,10 +37,13 @@ def test_a_manifest_dataset_trains_with_timm_backbones_and_is_compared(tmp_path)
         assert any((folder / "tensorboard").glob("events.out.tfevents.*"))
         metrics = RunFolder(folder).metrics()
         assert metrics["sizes"]["test"] > 0 and metrics["history"][0]["train_align"] is not None
-        evaluated = runner.invoke(app, ["eval", str(folder), "--max-images", "8", "--set", "eval.road_max_images=4",
-                                        "--set", "eval.steps=4"])
-        assert evaluated.exit_code == 0, evaluated.output
+        for extra in ([], ["--extractor", "gradcam"]):  # its own extractor (CAM or Grad-CAM), then Grad-CAM
+            evaluated = runner.invoke(app, ["eval", str(folder), "--max-images", "8", "--set", "eval.road_max_images=4",
+                                            "--set", "eval.steps=4", *extra])
+            assert evaluated.exit_code == 0, evaluated.output
         folders.append(folder)
-    report = runner.invoke(app, ["compare", *map(str, folders), "--out", str(tmp_path / "report")])
+    mixed = runner.invoke(app, ["compare", *map(str, folders), "--out", str(tmp_path / "report")])
+    assert mixed.exit_code == 2 and "different attention extractors" in mixed.output  # CAM vs the ViT's Grad-CAM
+    report = runner.invoke(app, ["compare", *map(str, folders), "--out", str(tmp_path / "report"), "--extractor", "gradcam"])
     assert report.exit_code == 0, report.output
     assert (tmp_path / "report" / "index.html").is_file()

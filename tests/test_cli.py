@@ -75,3 +75,65 @@ def test_sweep_resumes_an_interrupted_run(tmp_path):
     uninterrupted = train(cfg, tmp_path / "fresh", progress=False)
     assert len(resumed["history"]) == 3
     assert resumed["shifted_test_acc"] == uninterrupted["shifted_test_acc"]
+
+
+def test_importing_the_cli_and_validating_a_config_does_not_import_torch():
+    """Config errors come before the heavy imports: the CLI module, the config schema and its
+    validation stay free of torch (a structural check, not a timing)."""
+    import subprocess
+    import sys
+
+    code = ("import sys; import lookright.cli; from lookright.train.config import load_config; "
+            f"load_config({str(CONFIGS / 'colormnist-kl.yaml')!r}, ['seed=3']); "
+            "print(sorted(m for m in ('torch', 'torchvision', 'transformers') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
+
+
+def test_unknown_keys_get_a_suggestion():
+    result = runner.invoke(app, ["train", str(CONFIGS / "colormnist-kl.yaml"), "train.epochz=3"])
+    assert result.exit_code == 2 and "train.epochz: unknown key (did you mean train.epochs?)" in result.output
+    result = runner.invoke(app, ["train", str(CONFIGS / "colormnist-kl-vlm.yaml"), "target.vlm.threshhold=0.5"])
+    assert result.exit_code == 2 and "did you mean target.vlm.threshold?" in result.output
+    result = runner.invoke(app, ["sweep", str(CONFIGS / "colormnist-kl.yaml"), "zzz=1"])
+    assert result.exit_code == 2 and "the top level takes name, seed, out_dir, data" in result.output
+    result = runner.invoke(app, ["rl", "train", str(CONFIGS / "rl" / "cuegrid-camal.yaml"), "agent.learning_rat=1"])
+    assert result.exit_code == 2 and "did you mean agent.learning_rate?" in result.output
+
+
+def test_version_data_list_and_plurals(tmp_path):
+    from importlib.metadata import version
+
+    from lookright.runs.cli import plural
+
+    assert runner.invoke(app, ["--version"]).output.strip() == f"lookright {version('lookright')}"
+    listing = runner.invoke(app, ["data", "list"]).output
+    line = next(li for li in listing.splitlines() if li.startswith("frame-colour-mnist"))
+    assert "colour frame codes the label" in line  # a description on the name's line
+    assert (plural(1, "seed"), plural(2, "seed"), plural(0, "run")) == ("1 seed", "2 seeds", "0 runs")
+
+
+def test_a_wide_table_is_printed_whole_when_piped(monkeypatch):
+    from rich.table import Table
+
+    from lookright.runs import cli
+
+    table = Table(title="wide")
+    for i in range(12):
+        table.add_column(f"column number {i}")
+    table.add_row(*[f"{i}.123456" for i in range(12)])
+    with cli.console.capture() as captured:
+        cli.show(table)
+    text = captured.get()
+    assert not cli.console.is_terminal and "…" not in text and "column number 11" in text
+    assert max(len(li) for li in text.splitlines()) > 80 and cli.console.width == 80
+
+
+def test_the_epoch_log_shows_the_shifted_test_only_when_asked(tmp_path):
+    base = ["train", str(CONFIGS / "colormnist-vanilla.yaml"), "data.embedded=true", "data.max_train=100",
+            "data.max_test=50", "train.epochs=1", "eval.figure_images=1", f"out_dir={tmp_path}"]
+    quiet = runner.invoke(app, [*base, "--run-dir", str(tmp_path / "a")])
+    shown = runner.invoke(app, [*base, "--run-dir", str(tmp_path / "b"), "--show-test"])
+    assert quiet.exit_code == 0 and shown.exit_code == 0, (quiet.output, shown.output)
+    assert "epoch 1/1: val" in quiet.output and "shifted test" not in quiet.output.split("epoch 1/1")[1].split("\n")[0]
+    assert "shifted test" in shown.output.split("epoch 1/1")[1].split("\n")[0]

@@ -1,15 +1,20 @@
 """The code the docs tell a user to run, run on tiny data."""
 
+import py_compile
 import shlex
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 from test_shortcut_removal import fake_mnist
 from typer.testing import CliRunner
 
 from lookright.cli import app
 from lookright.data import GENERATORS, create_benchmark
+from lookright.train import load_config, train
 
 ROOT = Path(__file__).resolve().parents[1]
 DOC = ROOT / "docs" / "shortcut-removal.md"
@@ -39,44 +44,167 @@ TINY = ["data.embedded=true", "data.max_train=150", "data.max_test=60", "train.e
 
 def doc_commands(doc: Path = DOC) -> list[list[str]]:
     """Every ``lookright ...`` line of the bash blocks in a docs page, as argv lists."""
-    text = doc.read_text()
-    blocks = [b.split("```", 1)[0] for b in text.split("```bash\n")[1:]]
-    lines = [li.split("#", 1)[0].strip() for b in blocks for li in b.splitlines()]
-    return [shlex.split(li)[1:] for li in lines if li.startswith("lookright ")]
+    return [shlex.split(li)[1:] for li in bash_lines(doc) if li.startswith("lookright ")]
 
 
-def test_docs_commands_run(tmp_path, monkeypatch):
-    """Each command of the page, on tiny data: sweeps and trains first, then the summaries over their runs."""
-    monkeypatch.chdir(ROOT)
-    commands = doc_commands()
-    assert any(c[0] == "sweep" for c in commands) and any(c[0] == "selection-study" for c in commands)
-    run_on_tiny_data(commands, tmp_path)
+# ---- every fenced bash block of README.md and docs/*.md, run on tiny settings ----------------------
+
+DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+# tiny settings, substituted through the documented overrides and options (later ones win)
+RL_TINY = ["agent.total_timesteps=256", "agent.n_steps=32", "agent.batch_size=32", "agent.channels=[4,8]",
+           "eval.episodes=2", "eval.max_states=10", "eval.top_k=[0.1]", "eval.frames=2"]
+VLM_TINY = ["data.image_size=16", "data.n_train=32", "data.n_test=16", "tune.epochs=1", "tune.batch_size=16",
+            "eval.attention_images=4", "figures=false"]
+EVAL_TINY = ["--max-images", "20", "--set", "eval.steps=2", "--set", "eval.road_max_images=8",
+             "--set", "eval.example_images=2"]
+PRETRAIN_TINY = ["--epochs", "1", "--n-shapes", "32", "--n-mnist", "64", "--holdout", "32", "--embedded",
+                 "--batch-size", "32"]
+ONE = {"--seeds": "1", "--jobs": "1", "--max-images": "20"}
 
 
-def test_speed_page_commands_run(tmp_path, monkeypatch):
-    """docs/speed.md: the ensembled sweeps (one seed: five lambdas as one ensemble) and their summary."""
-    monkeypatch.chdir(ROOT)
-    commands = doc_commands(ROOT / "docs" / "speed.md")
-    assert [c[0] for c in commands] == ["sweep", "sweep", "summarize"] and "--ensemble" in commands[1]
-    run_on_tiny_data(commands, tmp_path)
-    assert len(list((tmp_path / "runs").rglob("metrics.json"))) == 6
+def bash_lines(doc: Path) -> list[str]:
+    """The command lines of a page's bash blocks, in order, without comments or environment
+    assignments (``LOOKRIGHT_DATA=DIR lookright ...``: the tests set the data themselves)."""
+    blocks = [b.split("```", 1)[0] for b in doc.read_text().split("```bash\n")[1:]]
+    lines = []
+    for line in (li.split(" #", 1)[0].strip() for b in blocks for li in b.splitlines()):
+        while line and "=" in line.split(" ", 1)[0] and not line.startswith(("lookright", "make", "python")):
+            line = line.split(" ", 1)[1].lstrip()  # drop a leading VAR=value
+        if line and not line.startswith("#"):
+            lines.append(line)
+    return lines
 
 
-def run_on_tiny_data(commands: list[list[str]], tmp_path: Path) -> None:
-    runner = CliRunner()
-    for argv in sorted(commands, key=lambda c: c[0] in ("summarize", "selection-study")):
-        if argv[0] in ("sweep", "train"):
-            argv = ["1" if prev == "--seeds" else a for prev, a in zip(["", *argv], argv)]
-            argv = [a for a in argv if not a.startswith(("seed=", "out_dir="))]
-            argv += [*TINY, f"out_dir={tmp_path / 'runs'}"]
-            if argv[0] == "train":
-                argv += ["--run-dir", str(tmp_path / "runs" / f"train-{len(list(tmp_path.rglob('train-*')))}")]
-        else:
-            argv = [argv[0], str(tmp_path / "runs"), *argv[2:]]
-            argv = [str(tmp_path / "out.md") if prev == "--out" else a for prev, a in zip(["", *argv], argv)]
-        result = runner.invoke(app, argv)
-        assert result.exit_code == 0, (argv, result.output)
+def expand(text: str, cwd: Path) -> list[str]:
+    """Shell word splitting, brace and glob expansion of ``text`` in ``cwd`` (unmatched globs vanish)."""
+    out = subprocess.run(["bash", "-O", "nullglob", "-c", f"printf '%s\\0' {text}"], cwd=cwd, check=True,
+                         capture_output=True, text=True).stdout
+    return [w for w in out.split("\0") if w]
 
+
+def _replace_values(argv: list[str], values: dict[str, str]) -> list[str]:
+    return [values.get(prev, a) for prev, a in zip(["", *argv], argv)]
+
+
+def overrides_of(argv: list[str]) -> list[str]:
+    """The ``key=value`` arguments of a command (not the values of ``--grid`` and ``--set``)."""
+    return [a for prev, a in zip(["", *argv], argv) if "=" in a and not a.startswith("-")
+            and prev not in ("--grid", "--set")]
+
+
+def tiny(argv: list[str]) -> list[str] | None:
+    """The documented command on tiny settings; None for a command that needs what a test cannot
+    have (a Ray cluster's address)."""
+    cmd = argv[:2] if argv[0] in ("rl", "vlm", "data") else argv[:1]
+    argv = _replace_values(argv, ONE)
+    if "--address" in argv:
+        return None
+    if cmd in (["train"], ["sweep"]):
+        config = load_config(argv[1], overrides_of(argv[2:]))  # the documented line must validate
+        extra = [*TINY, "target.vlm.cache_dir=cache"] if config.target.teacher == "vlm" else TINY
+        return [*argv, *extra]
+    if cmd == ["teach"]:
+        return [*argv, *TINY, "target.vlm.cache_dir=cache", "--max-images", "20"]
+    if cmd == ["eval"]:
+        return [*argv, *EVAL_TINY]
+    if cmd == ["compare"]:
+        return [*argv, "--examples", "2"]
+    if cmd == ["rl", "train"]:
+        return [*argv, *RL_TINY]
+    if cmd == ["rl", "eval"]:
+        return [*argv, "--set", "eval.episodes=2"]
+    if cmd == ["vlm", "pretrain"]:
+        return [*argv, *PRETRAIN_TINY]
+    if cmd in (["vlm", "eval"], ["vlm", "tune"]):
+        return [*argv, *VLM_TINY]
+    return argv
+
+
+def _interrupted_first(argv: list[str], sandbox: Path) -> None:
+    """A documented ``--resume`` continues an interrupted run: interrupt one there first (also for
+    the line that precedes ``LINE --resume``)."""
+    run_dir = sandbox / argv[argv.index("--run-dir") + 1]
+    if not run_dir.exists():
+        train(load_config(argv[1], [*overrides_of(argv[2:]), *TINY]), run_dir, progress=False, stop_after_epoch=1)
+
+
+def _reads(words: list[str], made: set[str]) -> bool:
+    """Whether a command reads a folder that a `make` reproduction above would have written."""
+    return any(w == m or w.startswith(m.rstrip("/") + "/") for w in words for m in made)
+
+
+def run_line(line: str, sandbox: Path, made: set[str], interrupted: bool = False) -> None:
+    words = line.split()
+    if words[0] == "make":  # set-up and hour-long reproductions: the target exists and expands
+        dry = subprocess.run(["make", "-n", *words[1:]], cwd=ROOT, capture_output=True, text=True)
+        assert dry.returncode == 0, (line, dry.stderr)
+        made.update(w.split("=", 1)[1] for w in words if w.startswith("OUT="))
+        return
+    if words[0] == "python":
+        if _reads(words, made):
+            py_compile.compile(str(ROOT / words[1]), doraise=True)  # it reads a reproduction's output
+            return
+        result = subprocess.run([sys.executable, *expand(" ".join(words[1:]), sandbox)], cwd=sandbox,
+                                capture_output=True, text=True, timeout=300)
+        assert result.returncode == 0, (line, result.stdout, result.stderr)
+        return
+    assert words[0] == "lookright", f"a bash block runs lookright, make or python: {line!r}"
+    argv = expand(line.split(" ", 1)[1], sandbox)
+    if _reads(words, made):
+        # it reads a reproduction's output (a `make` line above): the command and its options must parse
+        result = CliRunner().invoke(app, [*[a for a in argv if not a.startswith(tuple(made))], "--help"])
+        assert result.exit_code == 0, (line, result.output)
+        made.update(argv[i + 1] for i, a in enumerate(argv[:-1]) if a == "--out")  # its output is not there either
+        return
+    if interrupted or "--resume" in argv:
+        _interrupted_first(argv, sandbox)
+        if interrupted:  # the next line resumes it
+            return
+    if "ray" in argv:
+        pytest.importorskip("ray.tune")
+    command = tiny(argv)
+    if command is None:
+        return
+    result = CliRunner().invoke(app, command)
+    assert result.exit_code == 0, (line, command, result.output)
+
+
+@pytest.fixture(scope="module")
+def clip_folder(tmp_path_factory):
+    from lookright.vlm.small_clip import build_small_clip, save_clip
+    from lookright.vlm.tokenizer import build_tokenizer
+
+    folder = tmp_path_factory.mktemp("clip") / "small-clip"
+    torch.manual_seed(0)
+    tok = build_tokenizer(["a handwritten digit", "background black dark", "a red circle square triangle"],
+                          folder.parent / "vocab")
+    save_clip(build_small_clip(tok, width=32, layers=1, heads=2, embed_dim=16), tok, folder, 28)
+    return folder
+
+
+@pytest.mark.timeout(1200)
+@pytest.mark.parametrize("doc", [d for d in DOCS if bash_lines(d)], ids=lambda d: str(d.relative_to(ROOT)))
+def test_every_bash_block_runs(doc, tmp_path, monkeypatch, clip_folder):
+    """Each line of the page's bash blocks, in order, in a fresh folder (``configs/`` and ``scripts/``
+    linked in), on tiny settings: a failing command fails the test. ``make`` lines are dry runs;
+    commands that read an hour-long reproduction's output are checked to parse; a page that uses
+    ``models/small-clip`` without pretraining it gets a tiny one."""
+    for name in ("configs", "scripts"):
+        (tmp_path / name).symlink_to(ROOT / name)
+    lines = bash_lines(doc)
+    if not any("vlm pretrain" in li for li in lines):
+        (tmp_path / "models").mkdir()
+        (tmp_path / "models" / "small-clip").symlink_to(clip_folder)
+    monkeypatch.chdir(tmp_path)
+    made: set[str] = set()
+    for i, line in enumerate(lines):
+        resumed_next = i + 1 < len(lines) and lines[i + 1].startswith(line) and "--resume" in lines[i + 1]
+        run_line(line, tmp_path, made, interrupted=resumed_next)
+
+
+def test_make_reproduce_skips_configs_that_need_a_pretrained_clip():
+    dry = subprocess.run(["make", "-n", "reproduce"], cwd=ROOT, capture_output=True, text=True, check=True).stdout
+    assert "configs/colormnist-kl.yaml" in dry and "-kl-vlm" not in dry
 
 
 @pytest.mark.timeout(600)

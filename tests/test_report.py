@@ -1,5 +1,6 @@
 """Evaluation of run folders, the comparison report and its errors."""
 
+import html
 import json
 import os
 import shutil
@@ -48,14 +49,16 @@ def evaluated(tmp_path_factory):
 class Collect(HTMLParser):
     def __init__(self):
         super().__init__()
-        self.tables, self.figures, self.images = [], [], 0
+        self.tables, self.figures, self.order = [], [], []
 
     def handle_starttag(self, tag, attrs):
         attrs = dict(attrs)
         if tag == "table":
             self.tables.append(attrs.get("id"))
+            self.order.append(f"table:{attrs.get('id')}")
         if tag == "img":
             self.figures.append(attrs.get("data-figure"))
+            self.order.append(f"figure:{attrs.get('data-figure')}")
             assert attrs["src"].startswith("data:image/png;base64,")
 
 
@@ -79,8 +82,11 @@ def test_compare_builds_page_and_markdown(evaluated, tmp_path):
     page = (tmp_path / "report" / "index.html").read_text()
     parsed = Collect()
     parsed.feed(page)
-    assert parsed.tables == ["metrics", "pvalues", "mcnemar"]
+    # the figures first, then the compact table, then the details
+    assert parsed.order[:3] == ["figure:accuracy", "figure:attention", "table:summary"]
+    assert parsed.tables == ["summary", "metrics", "pvalues", "mcnemar"]
     assert sorted(parsed.figures) == sorted(FIGURES)
+    assert "white-space:nowrap" in page and "camal" in page.split('id="summary"')[1].split("</table>")[0]
     md = (tmp_path / "report" / "report.md").read_text()
     for name in FIGURES:
         assert f"figures/{name}.png" in md and (tmp_path / "report" / "figures" / f"{name}.png").stat().st_size > 1000
@@ -90,14 +96,42 @@ def test_compare_builds_page_and_markdown(evaluated, tmp_path):
     assert len(result["mcnemar_vs_reference"]["colormnist-vanilla"]) == 3
 
 
-@pytest.mark.skipif(shutil.which("chromium") is None, reason="Debian's chromium is not installed")
-def test_page_renders_in_headless_chromium(evaluated, tmp_path):
+GEOMETRY = """<script>
+document.body.setAttribute("data-geometry", JSON.stringify((() => {
+  const box = (el) => el.getBoundingClientRect();
+  const chart = box(document.querySelector("img[data-figure]")), table = box(document.querySelector("table"));
+  const rows = [...document.querySelectorAll("#summary tbody tr")].map((r) => box(r).height);
+  return {chart_top: chart.top, chart_bottom: chart.bottom, chart_width: chart.width, table_top: table.top,
+          row_min: Math.min(...rows), row_max: Math.max(...rows), page_width: document.documentElement.scrollWidth};
+})()));
+</script>"""
+
+
+def chromium(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", *args],
+                          check=True, capture_output=True, text=True, timeout=120)
+
+
+@pytest.mark.skipif(shutil.which("chromium") is None,
+                    reason="headless Chromium is not installed (Debian: apt-get install chromium)")
+@pytest.mark.parametrize("width", [1400, 800])
+def test_page_opens_with_a_chart_above_the_first_table(evaluated, tmp_path, width):
+    from matplotlib.image import imread
+
     write_report([evaluated], tmp_path / "report", examples=3)
-    shot = tmp_path / "shot.png"
-    subprocess.run(["chromium", "--headless", "--no-sandbox", "--disable-gpu", f"--screenshot={shot}",
-                    "--window-size=1200,1600", (tmp_path / "report" / "index.html").as_uri()],
-                   check=True, capture_output=True, timeout=120)
-    assert shot.stat().st_size > 10_000
+    page = tmp_path / "report" / "index.html"
+    shot = tmp_path / f"shot-{width}.png"
+    chromium(f"--screenshot={shot}", f"--window-size={width},1100", page.as_uri())
+    probe = tmp_path / "probe.html"
+    probe.write_text(page.read_text().replace("</body>", GEOMETRY + "</body>"))
+    dom = chromium("--virtual-time-budget=5000", f"--window-size={width},1100", "--dump-dom", probe.as_uri()).stdout
+    geometry = json.loads(html.unescape(dom.split('data-geometry="', 1)[1].split('"', 1)[0]))
+    assert geometry["chart_width"] > 200 and geometry["chart_bottom"] <= geometry["table_top"], geometry
+    assert geometry["row_max"] <= 1.2 * geometry["row_min"], geometry  # no number wraps onto a second line
+    assert geometry["page_width"] <= width, geometry  # a wide table scrolls inside its box, not the page
+    pixels = imread(shot)[:, :, :3]
+    top, bottom = int(geometry["chart_top"]), min(int(geometry["chart_bottom"]), pixels.shape[0])
+    assert bottom - top > 100 and pixels[top:bottom].std() > 0.05  # the chart is drawn in the screenshot
 
 
 def test_compare_errors(evaluated, tmp_path):
@@ -231,3 +265,35 @@ def test_importing_and_drawing_figures_keeps_the_callers_backend(tmp_path):
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == ["pdf", "pdf"], out.stdout + out.stderr
     assert_png(tmp_path / "p.png")
+
+
+def test_eval_with_another_extractor_keeps_the_trainers_numbers(evaluated, tmp_path):
+    root = tmp_path / "runs"
+    shutil.copytree(evaluated, root)
+    run = root / "colormnist-camal" / "seed0"
+    before = json.loads((run / "metrics.json").read_text())
+    evaluate_run(run, "gradcam")
+    after = json.loads((run / "metrics.json").read_text())
+    for key in ("evaluation", "attention_mass", "eval_extractor", "reliance"):
+        assert after[key] == before[key], key
+    assert after["evaluation"]["extractor"] == "cam" and after["evaluations"]["gradcam"]["extractor"] == "gradcam"
+    assert set(after["evaluations"]) == {"cam", "gradcam"}
+    assert (run / "eval" / "examples-gradcam.npz").is_file()
+
+
+def test_compare_refuses_mixed_extractors_and_compares_under_one(evaluated, tmp_path):
+    root = tmp_path / "runs"
+    shutil.copytree(evaluated, root)
+    cfg = build_config({**run_config("colormnist", "camal", 0).model_dump(), "name": "colormnist-camal-gradcam",
+                        "eval": {**FAST_EVAL, "extractor": "gradcam"}})
+    train(cfg, root / cfg.name / "seed0", progress=False)
+    evaluate_run(root / cfg.name / "seed0")
+    result = CliRunner().invoke(app, ["compare", str(root), "--out", str(tmp_path / "r")])
+    assert result.exit_code == 2 and "different attention extractors" in result.output
+    assert "cam: colormnist-camal seed 0" in result.output and "--extractor NAME" in result.output
+    with pytest.raises(LookrightError, match="has not been evaluated with gradcam"):
+        write_report([root], tmp_path / "r", extractor="gradcam")
+    for folder in sorted(root.glob("*/seed*")):
+        evaluate_run(folder, "gradcam")
+    result = write_report([root], tmp_path / "r", examples=2, extractor="gradcam")
+    assert result["extractor"] == "gradcam" and {m["extractor"] for m in result["methods"]} == {"gradcam"}

@@ -476,3 +476,12 @@ def test_bad_rl_configs_and_run_folders(tmp_path):
 
     with pytest.raises(LookrightError, match="no model.zip"):
         load_agent(tmp_path)
+
+
+def test_masking_episodes_follow_the_evaluation_episodes():
+    from lookright.rl.config import load_rl_config
+
+    config = CONFIGS / "rl" / "cuegrid-camal.yaml"
+    assert load_rl_config(config).eval.masking_episodes == 200  # the published setting
+    assert load_rl_config(config, ["eval.episodes=20"]).eval.masking_episodes == 20
+    assert load_rl_config(config, ["eval.episodes=20", "eval.masking_episodes=5"]).eval.masking_episodes == 5

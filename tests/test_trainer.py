@@ -112,7 +112,10 @@ def test_cdep_model_uses_gradcam(tmp_path):
 def test_eval_run(tmp_path):
     metrics = train(tiny_config(train={"epochs": 2}), tmp_path / "run", progress=False)
     again = evaluate_run(tmp_path / "run", extractor="gradcam")
-    assert again["shifted_test_acc"] == metrics["shifted_test_acc"] and again["eval_extractor"] == "gradcam"
+    assert again["shifted_test_acc"] == metrics["shifted_test_acc"]
+    # another extractor is stored beside the trainer's numbers, never over them
+    assert again["eval_extractor"] == "cam" and again["attention_mass"] == metrics["attention_mass"]
+    assert again["evaluations"]["gradcam"]["extractor"] == "gradcam" and "evaluation" not in again
     with pytest.raises(CheckpointError):
         evaluate_run(tmp_path / "nothing")
 

@@ -14,7 +14,7 @@ from lookright.vlm.backends import load_clip
 from lookright.vlm.dense import DENSE_MAPS, PromptSet, dense_map
 from lookright.vlm.small_clip import build_small_clip, save_clip
 from lookright.vlm.tokenizer import build_tokenizer
-from conftest import tiny_open_clip
+from conftest import CONFIGS, tiny_open_clip
 
 torch.set_num_threads(1)
 CAPTIONS = ["a red circle in the top left", "a handwritten digit seven", "a blue square", "background", "black"]
@@ -124,3 +124,19 @@ def test_shapes_generator_is_seeded_and_masks_match_pixels():
         ShapesConfig(shapes=("hexagon",))
     with pytest.raises(ConfigError, match="vocabulary is empty"):
         ShapesConfig(colors={})
+
+
+def test_a_missing_clip_names_the_key_of_the_command_before_any_work(tmp_path):
+    from typer.testing import CliRunner
+
+    from lookright.cli import app
+
+    runner = CliRunner()
+    result = runner.invoke(app, ["vlm", "tune"])
+    assert result.exit_code == 2 and "Missing argument 'config'" in result.output
+    result = runner.invoke(app, ["vlm", "eval", str(CONFIGS / "vlm" / "shapes-baseline.yaml"),
+                                 f"model.path={tmp_path / 'none'}", f"out_dir={tmp_path}"])
+    assert result.exit_code == 2 and "set model.path=DIR" in result.output and "lookright vlm pretrain" in result.output
+    assert "hub" not in result.output and not list(tmp_path.iterdir())  # nothing was started
+    with pytest.raises(DataError, match="set model.path=DIR"):
+        load_clip("hf", path=tmp_path / "none", key="model")

@@ -10,12 +10,29 @@ from rich.table import Table
 
 from lookright.errors import LookrightError
 from lookright.runs.cli import Address, Backend, CpusPerRun, FirstSeed, Force, GpusPerRun, Jobs, Overrides, Seeds
-from lookright.runs.cli import attempt, console, emit, fail
+from lookright.runs.cli import attempt, console, each_with_progress, emit, fail, plural, show
 
 app = typer.Typer(help="Make vision models look at the right thing, and measure whether they do.",
                   no_args_is_help=True, pretty_exceptions_enable=False)
 data_app = typer.Typer(help="Benchmarks and user datasets: export, example.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
+
+
+def _version(value: bool) -> None:
+    if value:
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            console.print(f"lookright {version('lookright')}", highlight=False)
+        except PackageNotFoundError:
+            console.print("lookright (not installed: run `make install`)", highlight=False)
+        raise typer.Exit()
+
+
+@app.callback()
+def main(version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+                                               help="print the version and exit")] = False) -> None:
+    """Make vision models look at the right thing, and measure whether they do."""
 
 
 def _rl_app() -> typer.Typer:
@@ -45,6 +62,14 @@ def _teach_command():
 app.command("teach")(_teach_command())
 
 DataDir = Annotated[str | None, typer.Option("--data-dir", help="folder holding mnist/ (else $LOOKRIGHT_DATA)")]
+ShowTest = Annotated[bool, typer.Option("--show-test", help="print shifted-test accuracy in the per-epoch log "
+                                                            "(log.show_test=true): a peek at the test shift")]
+
+
+def _extra(overrides: list[str] | None, data_dir: str | None, show_test: bool = False) -> list[str]:
+    """The command line's overrides plus those its options stand for."""
+    return [*(overrides or []), *([f"data.data_dir={data_dir}"] if data_dir else []),
+            *(["log.show_test=true"] if show_test else [])]
 
 
 def _run_table(results: list[dict], title: str) -> Table:
@@ -70,20 +95,31 @@ def train(
     resume: Annotated[bool, typer.Option("--resume", help="continue the interrupted or failed run in RUN_DIR "
                                                            "(same config) from its last checkpoint")] = False,
     data_dir: DataDir = None,
+    show_test: ShowTest = False,
 ) -> None:
     """Train one run from a config."""
-    from lookright.train import load_config
-    from lookright.train.trainer import train as train_run
+    from lookright.train.config import load_config
 
     try:
-        extra = list(overrides or []) + ([f"data.data_dir={data_dir}"] if data_dir else [])
-        cfg = load_config(config, extra)
+        # validated before the trainer (and torch) is imported: a typo fails at once
+        cfg = load_config(config, _extra(overrides, data_dir, show_test))
+        _check_teacher(cfg)
+        from lookright.train.trainer import train as train_run
+
         folder = run_dir or Path(cfg.out_dir) / cfg.name / f"seed{cfg.seed}"
         metrics = train_run(cfg, folder, resume=resume)
     except LookrightError as exc:
         fail(exc)
-    console.print(_run_table([metrics], cfg.name))
+    show(_run_table([metrics], cfg.name))
     console.print(f"run folder: {folder} (metrics.json, figures/)")
+
+
+def _check_teacher(cfg) -> None:
+    """A VLM teacher's CLIP is there, before any data is loaded."""
+    if cfg.target.teacher == "vlm":
+        from lookright.vlm.weights import check_clip
+
+        check_clip(cfg.target.vlm, "target.vlm")
 
 
 @app.command("eval")
@@ -96,35 +132,31 @@ def eval_cmd(
 ) -> None:
     """Compute every metric for trained runs and write them into their metrics.json."""
     from lookright.train.run_eval import evaluate_run
-    from lookright.runs.progress import progress_bar
 
     overrides = list(setting or []) + ([f"eval.max_images={max_images}"] if max_images else [])
     bad = [o for o in overrides if not o.startswith("eval.")]
     if bad:
         fail(LookrightError(f"--set takes eval.KEY=VALUE settings only, got {bad}"))
     overrides += [f"data.data_dir={data_dir}"] if data_dir else []
-    results = []
     try:
-        with progress_bar() as bar:
-            task = bar.add_task("evaluating runs", total=len(run_dirs))
-            for run_dir in run_dirs:
-                results.append(evaluate_run(run_dir, extractor, overrides))
-                bar.advance(task)
+        results = each_with_progress("evaluating runs", run_dirs,
+                                     lambda run_dir, _bar: evaluate_run(run_dir, extractor, overrides))
     except LookrightError as exc:
         fail(exc)
-    console.print(_eval_table(results, run_dirs))
+    show(_eval_table(results, run_dirs))
 
 
 def _eval_table(results: list[dict], run_dirs: list[Path]) -> Table:
     table = Table(title="evaluation (shifted test split)")
-    cols = ("run", "shifted acc", "energy PG", "IoU", "ROC-AUC", "deletion AUC", "insertion AUC", "on shortcut")
+    cols = ("run", "extractor", "shifted acc", "energy PG", "IoU", "ROC-AUC", "deletion AUC", "insertion AUC",
+            "on shortcut")
     for col in cols:
         table.add_column(col)
     fmt = lambda v: "n/a" if v is None else f"{v:.3f}"  # noqa: E731
     for folder, m in zip(run_dirs, results):
-        ev = m["evaluation"]
+        ev = list(m["evaluations"].values())[-1]  # the one just computed
         loc, faith = ev["localisation"], ev["faithfulness"]
-        table.add_row(str(folder), f"{m['shifted_test_acc']:.2f}%", fmt(loc["energy_pointing_game"]["mean"]),
+        table.add_row(str(folder), ev["extractor"], f"{m['shifted_test_acc']:.2f}%", fmt(loc["energy_pointing_game"]["mean"]),
                       fmt(loc["iou"]["mean"]), fmt(loc["roc_auc"]["mean"]), fmt(faith["deletion"]["auc"]),
                       fmt(faith["insertion"]["auc"]), fmt(ev["shortcut_mass"]["mean"]))
     return table
@@ -137,6 +169,9 @@ def compare(
     reference: Annotated[str | None, typer.Option(help="method (config name) the others are tested against")] = None,
     examples: Annotated[int, typer.Option(min=1, help="test images in the attention grid")] = 8,
     removal_k: Annotated[float, typer.Option(help="fraction for the top-k removal columns")] = 0.1,
+    extractor: Annotated[str | None, typer.Option(help="compare the attention metrics of this extractor (runs "
+                                                       "evaluated with `lookright eval --extractor NAME`); default: "
+                                                       "each run's own, which must agree")] = None,
 ) -> None:
     """Compare evaluated runs of one dataset: an HTML page and a Markdown twin."""
     from lookright.report.page import write_report
@@ -144,11 +179,11 @@ def compare(
 
     try:
         check_out_folder(out)
-        result = write_report(run_dirs, out, reference, examples, removal_k)
+        result = write_report(run_dirs, out, reference, examples, removal_k, extractor)
     except LookrightError as exc:
         fail(exc)
-    names = ", ".join(f"{m['name']} ({len(m['seeds'])} seeds)" for m in result["methods"])
-    console.print(f"{result['dataset']}: {names}")
+    names = ", ".join(f"{m['name']} ({plural(len(m['seeds']), 'seed')})" for m in result["methods"])
+    console.print(f"{result['dataset']}: {names}; attention from {result['extractor']}", highlight=False)
     console.print(f"report: {out / 'index.html'} (Markdown: {out / 'report.md'}, numbers: {out / 'compare.json'})")
 
 
@@ -174,19 +209,21 @@ def sweep(
                                                       "lambda, attn_epochs, optimiser, scheduler or selection as "
                                                       "one batched model (docs/speed.md)")] = 1,
     data_dir: DataDir = None,
+    show_test: ShowTest = False,
     overrides: Overrides = None,
 ) -> None:
     """Run a config over seeds (and a grid): finished runs are read back, interrupted ones resumed;
     print mean ± std over seeds."""
-    from lookright.report.summary import summary_table
     from lookright.runs.cli import run_all, succeeded
     from lookright.runs.runner import raise_failures
-    from lookright.train import load_config
+    from lookright.train.config import load_config
     from lookright.train.sweep import ensemble_jobs, execute, job_results, sweep_specs
 
     try:
-        extra = list(overrides or []) + ([f"data.data_dir={data_dir}"] if data_dir else [])
-        cfg = load_config(config, extra)
+        cfg = load_config(config, _extra(overrides, data_dir, show_test))
+        _check_teacher(cfg)
+        from lookright.report.summary import summary_table
+
         specs = sweep_specs(cfg, seeds, grid or [], first_seed, samples, search_seed)
         asha = early_stopping(scheduler, metric, mode, grace_period, cfg.train.epochs)
         if asha is not None and ensemble > 1:
@@ -274,22 +311,30 @@ def selection_study_cmd(
 def demo(
     data_dir: DataDir = None,
     out_dir: Annotated[str, typer.Option(help="where run folders go")] = "runs",
-    epochs: Annotated[int, typer.Option(min=2, help="epochs per run")] = 10,
+    epochs: Annotated[int, typer.Option(min=2, help="epochs per run")] = 8,
     seed: int = 0,
+    jobs: Annotated[int, typer.Option(min=1, help="runs trained side by side (one process and thread each)")] = 2,
 ) -> None:
-    """Vanilla, CAMAL and counterfactual augmentation on frame-colour-mnist (embedded subset unless --data-dir)."""
-    from lookright.demo import TITLE, demo_configs
+    """A shortcut vanilla takes and an aligner that removes it: vanilla vs mask-guided counterfactual
+    augmentation on frame-colour-mnist (embedded MNIST subset unless --data-dir), about a minute."""
+    from lookright.demo import TITLE, attention_figure, demo_configs, verdict
+    from lookright.runs.cli import run_all
+    from lookright.runs.runner import raise_failures
     from lookright.train.sweep import checked, execute, spec_for
 
     runs = demo_configs(out_dir, data_dir, epochs, seed)
     try:
         specs = checked([spec_for(cfg, folder) for cfg, folder in runs])
-        results = [execute(spec, progress=True) for spec in specs]  # finished runs are read back
+        results = run_all(execute, specs, "demo: vanilla and counterfactual", out_dir, jobs=jobs)
+        raise_failures(results)  # finished runs are read back
+        figure = attention_figure(runs, Path(out_dir) / "demo" / "attention.png")
     except LookrightError as exc:
         fail(exc)
-    console.print(_run_table(results, TITLE))
-    for cfg, folder in runs:
-        console.print(f"{cfg.name}: {folder}/metrics.json, figures in {folder}/figures/")
+    show(_run_table(results, TITLE))
+    console.print(verdict(results), highlight=False, soft_wrap=True)
+    console.print(f"attention overlays: {figure}", highlight=False, soft_wrap=True)
+    console.print(f"run folders: {', '.join(str(folder) for _, folder in runs)} (metrics.json, figures/)",
+                  highlight=False, soft_wrap=True)
 
 
 @app.command("export")
@@ -339,10 +384,16 @@ def data_example(
 
 @data_app.command("list")
 def data_list() -> None:
-    """List benchmark names."""
+    """List the benchmarks, each with a one-line description."""
     from lookright.data import GENERATORS
 
-    console.print("\n".join(GENERATORS.names()))
+    table = Table(box=None, show_header=False, pad_edge=False)
+    table.add_column("name", no_wrap=True, style="bold")
+    table.add_column("description")
+    for name, text in GENERATORS.describe().items():
+        table.add_row(name, text)
+    show(table)
+    console.print("your own images: data.name=manifest | folder | npz (docs/user-data.md)", highlight=False)
 
 
 if __name__ == "__main__":  # pragma: no cover

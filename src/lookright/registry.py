@@ -29,6 +29,10 @@ class Registry(Generic[T]):
     def names(self) -> list[str]:
         return sorted(self._factories)
 
+    def describe(self) -> dict[str, str]:
+        """Each name with the first line of its factory's docstring ("" without one)."""
+        return {n: ((self._factories[n].__doc__ or "").strip().splitlines() or [""])[0] for n in self.names()}
+
     def get(self, name: str) -> Callable[..., T]:
         try:
             return self._factories[name]

@@ -21,7 +21,7 @@ COLOURS = np.array([[int(h[i : i + 2], 16) for i in (0, 2, 4)] for h in COLOURS_
 
 @GENERATORS.register("colormnist")
 def colormnist(grey: np.ndarray, labels: np.ndarray, rule: str, rng: np.random.Generator):
-    """Colour each digit by its label (``rule="train"``) or reversed label (``rule="test"``)."""
+    """CDEP's ColorMNIST: the digit coloured by its label in train, by 9 - label in test (RGB, 28 px)."""
     colour_index = labels if rule == "train" else 9 - labels
     colour = COLOURS[colour_index.astype(np.int64)]  # (N, 3)
     x = (grey[:, None, :, :].astype(np.uint16) * colour[:, :, None, None] + 127) // 255

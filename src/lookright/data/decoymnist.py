@@ -39,6 +39,7 @@ def paint_corner_patches(grey: np.ndarray, values: np.ndarray, size: int, rng: n
 
 @GENERATORS.register("decoymnist-cdep")
 def decoymnist_cdep(grey: np.ndarray, labels: np.ndarray, rule: str, rng: np.random.Generator):
+    """CDEP's DecoyMNIST: a 5x5 corner patch of grey 255 - 25y in train, 25y in test."""
     y = labels.astype(np.int64)
     values = 255 - 25 * y if rule == "train" else 25 * y
     return paint_corner_patches(grey, values, 5, rng)
@@ -46,6 +47,7 @@ def decoymnist_cdep(grey: np.ndarray, labels: np.ndarray, rule: str, rng: np.ran
 
 @GENERATORS.register("decoymnist-rrr")
 def decoymnist_rrr(grey: np.ndarray, labels: np.ndarray, rule: str, rng: np.random.Generator):
+    """RRR's DecoyMNIST: a 4x4 corner patch of grey 255 - 25y in train, a random digit's grey in test."""
     y = labels.astype(np.int64)
     if rule == "train":
         values = 255 - 25 * y

@@ -58,6 +58,7 @@ def grating(n: int, size: int, theta: np.ndarray, period: np.ndarray, rng: np.ra
 
 @register_benchmark("frame-colour-mnist")
 def frame_colour_mnist(grey: np.ndarray, labels: np.ndarray, rule: str, rng: np.random.Generator):
+    """A colour frame codes the label in train, a random digit at test time (RGB, 28 px)."""
     c = cue_class(labels, rule, rng)
     n, h, w = grey.shape
     frame = np.ones((h, w), dtype=bool)
@@ -71,6 +72,7 @@ def frame_colour_mnist(grey: np.ndarray, labels: np.ndarray, rule: str, rng: np.
 
 @register_benchmark("tint-mnist")
 def tint_mnist(grey: np.ndarray, labels: np.ndarray, rule: str, rng: np.random.Generator):
+    """The background tint codes the label in train, a random digit at test time (RGB, 28 px)."""
     c = cue_class(labels, rule, rng)
     n, h, w = grey.shape
     tint = np.broadcast_to(0.35 * COLOURS[c].astype(np.float32)[:, :, None, None], (n, 3, h, w))
@@ -80,6 +82,7 @@ def tint_mnist(grey: np.ndarray, labels: np.ndarray, rule: str, rng: np.random.G
 
 @register_benchmark("grating-mnist")
 def grating_mnist(grey: np.ndarray, labels: np.ndarray, rule: str, rng: np.random.Generator):
+    """The background grating's orientation codes the label in train, a random digit at test (grey, 28 px)."""
     c = cue_class(labels, rule, rng)
     n, h, _ = grey.shape
     background = grating(n, h, np.deg2rad(18.0 * c), rng.uniform(3.0, 6.0, size=n), rng, 80.0, 40.0)
@@ -89,6 +92,7 @@ def grating_mnist(grey: np.ndarray, labels: np.ndarray, rule: str, rng: np.rando
 
 @register_benchmark("texture-mnist-64")
 def texture_mnist_64(grey: np.ndarray, labels: np.ndarray, rule: str, rng: np.random.Generator):
+    """The digit pasted on a grating whose orientation codes the label in train (grey, 64 px)."""
     size = 64
     c = cue_class(labels, rule, rng)
     n, h, w = grey.shape

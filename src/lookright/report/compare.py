@@ -1,6 +1,9 @@
 """Compare evaluated runs: methods x metrics over seeds, with paired tests.
 
-Runs are grouped by their config ``name`` (one method, several seeds). Each metric gets
+Runs are grouped by their config ``name`` (one method, several seeds). Attention metrics depend on
+the extractor that drew the maps, so every run is read under one extractor: ``extractor`` when
+given (``metrics["evaluations"][extractor]``), else each run's own evaluation, and runs evaluated
+with different extractors are refused. Each metric gets
 mean, std and 95% CI over seeds (:func:`lookright.metrics.describe`); every pair of methods
 gets a paired t-test and a Wilcoxon test over their shared seeds, the mean difference, and the
 relative gain ``(b - a) / |a|`` signed so that positive means *b is better*. McNemar tests
@@ -102,14 +105,39 @@ def run_folders(paths: list[Path]) -> list[Path]:
     return found
 
 
-def load_methods(paths: list[Path]) -> list[Method]:
-    """Methods in the order first seen; errors on unevaluated runs and mixed datasets."""
+def evaluation_of(m: dict, folder: Path, extractor: str | None) -> dict:
+    """The run's evaluation under ``extractor`` (None: the run's own extractor)."""
+    found = (m.get("evaluations") or {}).get(extractor) if extractor else m.get("evaluation")
+    if found is None and extractor and (m.get("evaluation") or {}).get("extractor") == extractor:
+        found = m["evaluation"]  # written before per-extractor evaluations
+    if found is None:
+        option = f" --extractor {extractor}" if extractor else ""
+        raise LookrightError(f"{folder} has not been evaluated{' with ' + extractor if extractor else ''}; "
+                             f"run `lookright eval {folder}{option}` first")
+    return found
+
+
+def check_extractors(methods: list[Method]) -> None:
+    """Refuse runs whose attention metrics come from different extractors."""
+    used: dict[str, list[str]] = {}
+    for method in methods:
+        for run in method.runs:
+            used.setdefault(run["evaluation"]["extractor"], []).append(f"{method.name} seed {run['seed']}")
+    if len(used) > 1:
+        listing = "; ".join(f"{e}: {', '.join(runs[:3])}{' ...' if len(runs) > 3 else ''}" for e, runs in used.items())
+        raise LookrightError(f"the runs were evaluated with different attention extractors ({listing}); their "
+                             "attention metrics are not comparable. Evaluate all with one extractor "
+                             "(`lookright eval RUNS --extractor NAME`) and pass `--extractor NAME` to compare")
+
+
+def load_methods(paths: list[Path], extractor: str | None = None) -> list[Method]:
+    """Methods in the order first seen, each run read under one extractor (its ``evaluation``);
+    errors on unevaluated runs, mixed extractors and mixed datasets."""
     methods: dict[str, Method] = {}
     datasets: dict[str, list[str]] = {}
     for folder in run_folders(paths):
         m = RunFolder(folder).metrics()
-        if "evaluation" not in m:
-            raise LookrightError(f"{folder} has not been evaluated; run `lookright eval {folder}` first")
+        m["evaluation"] = evaluation_of(m, folder, extractor)
         datasets.setdefault(m["dataset"], []).append(str(folder))
         method = methods.setdefault(m["name"], Method(m["name"]))
         if m["seed"] in method.seeds:
@@ -124,6 +152,7 @@ def load_methods(paths: list[Path]) -> list[Method]:
         order = np.argsort(method.seeds)
         method.runs = [method.runs[i] for i in order]
         method.folders = [method.folders[i] for i in order]
+    check_extractors(list(methods.values()))
     return list(methods.values())
 
 
@@ -155,9 +184,10 @@ def _mcnemar(a: Method, b: Method) -> list[dict]:
     return out
 
 
-def compare(paths: list[Path], reference: str | None = None, removal_k: float = 0.1) -> dict:
+def compare(paths: list[Path], reference: str | None = None, removal_k: float = 0.1,
+            extractor: str | None = None) -> dict:
     """Everything the report shows, as a JSON-ready dict."""
-    methods = load_methods(paths)
+    methods = load_methods(paths, extractor)
     names = [m.name for m in methods]
     reference = reference or names[0]
     if reference not in names:
@@ -169,6 +199,7 @@ def compare(paths: list[Path], reference: str | None = None, removal_k: float = 
     mc = {b.name: _mcnemar(methods[names.index(reference)], b) for b in methods if b.name != reference}
     return {
         "dataset": methods[0].runs[0]["dataset"], "reference": reference,
+        "extractor": methods[0].runs[0]["evaluation"]["extractor"],
         "methods": [{"name": m.name, "seeds": m.seeds, "folders": [str(f) for f in m.folders],
                      "extractor": m.runs[0]["evaluation"]["extractor"]} for m in methods],
         "columns": [{"key": c.key, "label": c.label, "higher_is_better": c.higher_is_better, "digits": c.digits}

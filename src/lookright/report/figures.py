@@ -146,6 +146,32 @@ def faithfulness_figure(methods, path: Path, title: str) -> None:
     save_figure(fig, path)
 
 
+def accuracy_figure(methods, path: Path, title: str) -> None:
+    """Per method: validation (in-distribution) and shifted-test accuracy, mean over seeds with
+    the standard deviation as error bars and each seed as a dot. The gap between the two bars
+    is the shortcut's price."""
+    fig = Figure(figsize=(max(4.5, 1.6 * len(methods) + 2), 3.6))
+    ax = fig.subplots()
+    x = np.arange(len(methods))
+    for offset, key, label, colour in ((-0.2, "val_acc", "validation (in-distribution)", "#9ecae1"),
+                                       (0.2, "shifted_test_acc", "shifted test (shortcut flipped)", "#d6604d")):
+        values = [np.asarray([r[key] for r in m.runs], dtype=float) for m in methods]
+        means = [v.mean() for v in values]
+        stds = [v.std(ddof=1) if len(v) > 1 else 0.0 for v in values]
+        ax.bar(x + offset, means, 0.38, yerr=stds, capsize=4, color=colour, label=label)
+        for i, v in enumerate(values):
+            ax.plot(np.full(len(v), x[i] + offset), v, "k.", markersize=4)
+        for i, m in enumerate(means):
+            ax.annotate(f"{m:.1f}", (x[i] + offset, m), textcoords="offset points", xytext=(0, 3), ha="center",
+                        fontsize=8)
+    ax.set_xticks(x, [m.name for m in methods], fontsize=8)
+    ax.set(ylabel="accuracy (%)", ylim=(0, 105), title=title)
+    ax.axhline(10, color="grey", linestyle=":", linewidth=0.8)
+    ax.legend(fontsize=8, loc="lower right")
+    fig.tight_layout()
+    save_figure(fig, path)
+
+
 def _display_raw(x: np.ndarray) -> np.ndarray:
     """A benchmark image (C, H, W) uint8 -> (H, W, 3) floats in [0, 1]."""
     img = x.astype(float) / 255.0
@@ -153,18 +179,23 @@ def _display_raw(x: np.ndarray) -> np.ndarray:
     return img.transpose(1, 2, 0)
 
 
-def method_grid_figure(named_folders: list[tuple[str, Path]], path: Path, n: int, title: str) -> None:
-    """Rows: the test images, their ground-truth mask, then each (method, run folder)'s true-class
-    attention over the image. Read from each run's ``eval/examples.npz``."""
+def method_grid_figure(named_examples: list[tuple[str, Path | dict]], path: Path, n: int, title: str) -> None:
+    """Rows: the shifted-test images, their ground-truth mask, then each method's true-class
+    attention over the image with the mask's outline. Each (method, examples) pair gives a run's
+    ``eval/examples*.npz`` or its arrays (``x`` uint8, ``y``, ``mask``, ``maps``; with ``pred``, each
+    prediction is shown, green when right)."""
     examples = []
-    for _, folder in named_folders:
-        with np.load(Path(folder) / "eval" / "examples.npz") as z:
+    for _, source in named_examples:
+        if isinstance(source, dict):
+            examples.append(source)
+            continue
+        with np.load(source) as z:
             examples.append({k: z[k] for k in z.files})
     n = min([n] + [len(e["maps"]) for e in examples])
     if n == 0:
         return
     base = examples[0]
-    rows = 2 + len(named_folders)
+    rows = 2 + len(named_examples)
     fig = Figure(figsize=(1.5 * n + 1.2, 1.5 * rows + 0.6))
     axes = fig.subplots(rows, n, squeeze=False)
     for i in range(n):
@@ -178,12 +209,15 @@ def method_grid_figure(named_folders: list[tuple[str, Path]], path: Path, n: int
             axes[r, i].imshow(img.mean(-1), cmap="gray")
             axes[r, i].imshow(heat.numpy(), cmap="jet", alpha=0.5, vmin=0, vmax=1)
             axes[r, i].contour(base["mask"][i], levels=[0.5], colors="white", linewidths=0.6)
+            if "pred" in ex:
+                right = int(ex["pred"][i]) == int(base["y"][i])
+                axes[r, i].set_title(f"ŷ={int(ex['pred'][i])}", fontsize=8, color="green" if right else "red")
     for ax in axes.flat:
         ax.set_xticks([])
         ax.set_yticks([])
     axes[0, 0].set_ylabel("image", fontsize=8)
     axes[1, 0].set_ylabel("GT mask", fontsize=8)
-    for r, (name, _) in enumerate(named_folders, start=2):
+    for r, (name, _) in enumerate(named_examples, start=2):
         axes[r, 0].set_ylabel(name, fontsize=7)
     fig.suptitle(title)
     fig.tight_layout()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from lookright.runs.cli import plural
 from lookright.runs.summary import Column, cell, describe_groups, group, load_finished, markdown, paired_against
 
 KIND = "supervised"
@@ -57,10 +58,16 @@ def paired_table(rows: list[dict], reference_suffix: str = "-vanilla") -> str:
         t = tests.get(k)
         if t is not None and SHIFTED.title in t:
             s = t[SHIFTED.title]
-            cells += [f"{t['reference'][2]} ({len(t['seeds'])} seeds)", fmt(s["mean_difference"]), fmt(s["t_test_p"]),
+            cells += [f"{t['reference'][2]} ({plural(len(t['seeds']), 'seed')})", fmt(s["mean_difference"]), fmt(s["t_test_p"]),
                       fmt(s["wilcoxon_p"])]
         else:
             cells += ["(reference)" if reference_of(k) == k else "no reference", "", "", ""]
         body.append(cells)
-    return markdown(["dataset", "model", "name", "seeds", "gap val - shifted", "vs reference", "mean difference",
+    text = markdown(["dataset", "model", "name", "seeds", "gap val - shifted", "vs reference", "mean difference",
                      "t-test p", "Wilcoxon p"], body)
+    if any(len(t["seeds"]) < 2 for t in tests.values()):
+        text += ("\np-values are n/a where fewer than 2 seeds are paired: run more seeds, "
+                 "e.g. `lookright sweep CONFIG --seeds 5`.\n")
+    if not tests:
+        text += f"\nno run name has a reference here: none ends with {reference_suffix!r} in its dataset and model.\n"
+    return text

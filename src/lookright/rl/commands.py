@@ -10,7 +10,7 @@ from rich.table import Table
 
 from lookright.errors import LookrightError
 from lookright.runs.cli import Address, Backend, CpusPerRun, FirstSeed, GpusPerRun, Jobs, Overrides, Reference, Seeds
-from lookright.runs.cli import console, emit, fail
+from lookright.runs.cli import console, each_with_progress, emit, fail, plural, show
 
 rl_app = typer.Typer(help="Attention alignment for RL agents (PPO + CAMAL on CueGrid).", no_args_is_help=True)
 
@@ -55,11 +55,11 @@ def train_cmd(
     try:
         cfg = load_rl_config(config, list(overrides or []))
         specs = seed_specs(cfg, seeds, first_seed, run_dir)
-        results = run_all(execute, specs, f"{cfg.name}: {len(specs)} seeds", cfg.out_dir, backend, jobs, address,
+        results = run_all(execute, specs, f"{cfg.name}: {plural(len(specs), 'seed')}", cfg.out_dir, backend, jobs, address,
                           cpus_per_run, gpus_per_run, single=lambda s: execute(s, progress=True, read_back=False))
         done = succeeded(results)
         if done:
-            console.print(_table(done))
+            show(_table(done))
             console.print(f"run folders: {', '.join(s.run_dir for s in specs)} (model.zip, metrics.json, figures/)",
                           soft_wrap=True)
         raise_failures(results)
@@ -74,19 +74,13 @@ def eval_cmd(
 ) -> None:
     """Re-evaluate trained agents (returns, alignment, faithfulness, figures) into their metrics.json."""
     from lookright.rl.run_eval import check_settings, evaluate_run
-    from lookright.runs.progress import progress_bar
 
-    results = []
     try:
         check_settings(list(setting or []))
-        with progress_bar() as bar:
-            task = bar.add_task("evaluating agents", total=len(run_dirs))
-            for folder in run_dirs:
-                results.append(evaluate_run(folder, setting))
-                bar.advance(task)
+        results = each_with_progress("evaluating agents", run_dirs, lambda folder, bar: evaluate_run(folder, setting, bar))
     except LookrightError as exc:
         fail(exc)
-    console.print(_table(results))
+    show(_table(results))
 
 
 @rl_app.command("summarize")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from lookright.runs.config import RunConfigBase, Strict, check_fractions, load_config
 
@@ -57,7 +57,8 @@ class RLEvalConfig(Strict):
     level_seed: int = Field(1_000_000, description="first level seed of the evaluation episodes")
     max_states: int = Field(2000, ge=1, description="states (from test-level episodes) for attention metrics")
     top_k: list[float] = Field(default_factory=lambda: [0.05, 0.1, 0.2])
-    masking_episodes: int = Field(200, ge=1, description="episodes per masked-observation return")
+    masking_episodes: int = Field(200, ge=1, description="episodes per masked-observation return; "
+                                                         "at most eval.episodes")
     iou_threshold: float = Field(0.5, gt=0, le=1)
     frames: int = Field(8, ge=1, description="frames per episode strip in the figures")
 
@@ -65,6 +66,12 @@ class RLEvalConfig(Strict):
     @classmethod
     def _fractions(cls, v: list[float]) -> list[float]:
         return check_fractions(v, include_one=False)
+
+    @model_validator(mode="after")
+    def _masking_follows_episodes(self) -> RLEvalConfig:
+        """The masked returns are compared with the first ``masking_episodes`` clean test episodes."""
+        self.masking_episodes = min(self.masking_episodes, self.episodes)
+        return self
 
 
 class RLConfig(RunConfigBase):

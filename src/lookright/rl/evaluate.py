@@ -20,6 +20,7 @@ Every run is evaluated on the same levels: episode ``i`` of a level distribution
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -79,8 +80,10 @@ def remove_pixels(pixels: np.ndarray, cam: torch.Tensor, k: float, mode: str, rn
 
 
 def run_episodes(model, env_id: str, options: dict, episodes: int, level_seed: int,
-                 mask_k: float | None = None, mask_mode: str = "top", max_states: int = 0, seed: int = 0) -> dict:
-    """Greedy episodes; optionally mask each observation before the agent acts; record states."""
+                 mask_k: float | None = None, mask_mode: str = "top", max_states: int = 0, seed: int = 0,
+                 on_episode: Callable[[], None] | None = None) -> dict:
+    """Greedy episodes; optionally mask each observation before the agent acts; record states;
+    ``on_episode()`` after each episode (a progress bar)."""
     env = make_env(env_id, **options)
     rng = np.random.default_rng(seed)
     returns, outcomes, states = [], [], {"pixels": [], "mask": [], "cue": []}
@@ -102,6 +105,8 @@ def run_episodes(model, env_id: str, options: dict, episodes: int, level_seed: i
             done = terminated or truncated
         returns.append(total)
         outcomes.append(info.get("outcome"))
+        if on_episode is not None:
+            on_episode()
     env.close()
     out = {"return": float(np.mean(returns)), "return_std": float(np.std(returns)),
            "success": float(np.mean([o == "goal" for o in outcomes])), "episodes": episodes,
@@ -159,17 +164,24 @@ def probability_drops(policy, states: dict, fractions: list[float], seed: int = 
     return out
 
 
-def evaluate_agent(model, cfg: RLConfig) -> dict:
-    """All evaluation numbers of one agent (see the module docstring)."""
+def evaluate_agent(model, cfg: RLConfig, bar=None) -> dict:
+    """All evaluation numbers of one agent (see the module docstring); ``bar``: a progress bar
+    (:func:`lookright.runs.progress.progress_bar`) that counts the episodes."""
     e = cfg.eval
-    train_levels = run_episodes(model, cfg.env.id, cfg.env.options, e.episodes, e.level_seed)
-    test_levels = run_episodes(model, cfg.env.test_id, cfg.env.options, e.episodes, e.level_seed, max_states=e.max_states)
+    step = None
+    if bar is not None:
+        task = bar.add_task(f"{cfg.name} seed {cfg.seed}: evaluation episodes",
+                            total=2 * e.episodes + 2 * len(e.top_k) * e.masking_episodes)
+        step = lambda: bar.advance(task)  # noqa: E731
+    train_levels = run_episodes(model, cfg.env.id, cfg.env.options, e.episodes, e.level_seed, on_episode=step)
+    test_levels = run_episodes(model, cfg.env.test_id, cfg.env.options, e.episodes, e.level_seed, max_states=e.max_states,
+                               on_episode=step)
     states = test_levels.pop("states")
     faithful = probability_drops(model.policy, states, e.top_k, seed=cfg.seed)
     for k in e.top_k:
         for mode in ("top", "random"):
             masked = run_episodes(model, cfg.env.test_id, cfg.env.options, e.masking_episodes, e.level_seed,
-                                  mask_k=k, mask_mode=mode, seed=cfg.seed)
+                                  mask_k=k, mask_mode=mode, seed=cfg.seed, on_episode=step)
             faithful[str(k)][f"return_{mode}"] = masked["return"]
         faithful[str(k)]["return_clean"] = float(np.mean(test_levels["returns"][:e.masking_episodes]))
     return {"train_levels": {k: v for k, v in train_levels.items() if k != "returns"},

@@ -36,8 +36,9 @@ def rl_folder(run_dir: Path) -> RunFolder:
     return folder
 
 
-def evaluate_run(run_dir: str | Path, settings: list[str] | None = None) -> dict:
-    """Evaluate the agent in ``run_dir`` with ``eval.*`` ``settings``; return its updated metrics."""
+def evaluate_run(run_dir: str | Path, settings: list[str] | None = None, bar=None) -> dict:
+    """Evaluate the agent in ``run_dir`` with ``eval.*`` ``settings``; return its updated metrics
+    (``bar``: a progress bar that counts the evaluation episodes)."""
     from lookright.rl.config import load_rl_config
     from lookright.rl.evaluate import evaluate_agent, load_agent
     from lookright.rl.figures import save_rl_figures
@@ -48,6 +49,6 @@ def evaluate_run(run_dir: str | Path, settings: list[str] | None = None) -> dict
     with rl_folder(run_dir).finished_for_update("evaluate") as metrics:
         cfg = load_rl_config(run_dir / "config.yaml", settings)
         model = load_agent(run_dir, cfg.agent.device, cfg.agent.algorithm)
-        metrics["evaluation"] = evaluate_agent(model, cfg)
+        metrics["evaluation"] = evaluate_agent(model, cfg, bar)
         metrics["figures"] = [str(p.relative_to(run_dir)) for p in save_rl_figures(model, cfg, run_dir, metrics)]
         return metrics

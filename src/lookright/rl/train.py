@@ -122,10 +122,10 @@ def _train(cfg: RLConfig, model, folder: RunFolder, progress: bool, started: flo
     with progress_bar(progress) as bar:
         callback = HistoryCallback(bar, bar.add_task(f"{cfg.name} seed {cfg.seed}", total=cfg.agent.total_timesteps))
         model.learn(cfg.agent.total_timesteps, callback=callback)
-    save_model(model, folder.path / MODEL)
-    metrics = {"name": cfg.name, "env": cfg.env.id, "seed": cfg.seed, "timesteps": model.num_timesteps,
-               "history": callback.history, "attention_history": model.attention_history}
-    metrics["evaluation"] = evaluate_agent(model, cfg)
+        save_model(model, folder.path / MODEL)
+        metrics = {"name": cfg.name, "env": cfg.env.id, "seed": cfg.seed, "timesteps": model.num_timesteps,
+                   "history": callback.history, "attention_history": model.attention_history}
+        metrics["evaluation"] = evaluate_agent(model, cfg, bar)
     metrics["figures"] = [str(p.relative_to(folder.path)) for p in save_rl_figures(model, cfg, folder.path, metrics)]
     metrics["wall_time_s"] = round(time.perf_counter() - started, 2)
     return folder.finish(metrics, provenance(model.device, PACKAGES))

@@ -10,6 +10,7 @@ from typing import Annotated, Literal
 import typer
 from rich.console import Console
 from rich.markup import escape
+from rich.measure import Measurement
 
 from lookright.errors import LookrightError
 from lookright.atomic import write_text_atomic
@@ -27,6 +28,24 @@ Reference = Annotated[str | None, typer.Option(help="run name the others are tes
 Force = Annotated[bool, typer.Option("--force", help="replace an existing output (nothing is overwritten without it)")]
 Overrides = Annotated[list[str] | None, typer.Argument(help="key=value overrides of the config (dotted keys, "
                                                              "YAML values), e.g. seed=3")]
+
+
+def show(renderable) -> None:
+    """Print a rich table whole: at its natural width where that exceeds a non-terminal console
+    (a pipe or a file is 80 columns wide), so that no cell is cut or wrapped."""
+    width = console.width
+    if not console.is_terminal:
+        natural = Measurement.get(console, console.options.update_width(100_000), renderable).maximum
+        console.width = max(width, natural)
+    try:
+        console.print(renderable)
+    finally:
+        console.width = width
+
+
+def plural(n: int, word: str) -> str:
+    """``"1 seed"``, ``"3 seeds"``."""
+    return f"{n} {word}" + ("" if n == 1 else "s")
 
 
 def fail(exc: Exception) -> None:
@@ -80,6 +99,19 @@ def emit(text: str, out: Path | None) -> None:
         except OSError as exc:
             raise LookrightError(f"--out {out}: {exc.strerror}; choose a writable location") from None
     console.print(text, soft_wrap=True, highlight=False, markup=False)
+
+
+def each_with_progress(title: str, items: list, fn) -> list:
+    """``[fn(item, bar) for item in items]`` under one progress bar (``fn`` may add a task of its own to ``bar``)."""
+    from lookright.runs.progress import progress_bar
+
+    out = []
+    with progress_bar() as bar:
+        task = bar.add_task(title, total=len(items))
+        for item in items:
+            out.append(fn(item, bar))
+            bar.advance(task)
+    return out
 
 
 def run_all(execute, specs: list, title: str, storage: str | Path, backend: str = "local", jobs: int = 1,

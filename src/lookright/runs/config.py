@@ -4,11 +4,14 @@
 
 from __future__ import annotations
 
+import difflib
+import importlib
 from pathlib import Path
 from typing import Any
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic_core import core_schema
 
 from lookright.errors import ConfigError
 
@@ -17,6 +20,27 @@ class Strict(BaseModel):
     """A config section that rejects unknown keys."""
 
     model_config = ConfigDict(extra="forbid")
+
+
+class LazySection:
+    """Marks a config field whose schema lives in a heavy module (``"package.module:Class"``):
+    the module is imported only when the field is given, so that validating any other config
+    stays free of torch. Use as ``Annotated[Any, LazySection("pkg.mod:Class")] = None``."""
+
+    def __init__(self, target: str) -> None:
+        self.target = target
+
+    def schema(self) -> type[BaseModel]:
+        module, _, name = self.target.partition(":")
+        return getattr(importlib.import_module(module), name)
+
+    def validate(self, value: Any) -> Any:
+        if value is None or isinstance(value, BaseModel):
+            return value
+        return self.schema().model_validate(value)  # a ValidationError is expanded by build_config
+
+    def __get_pydantic_core_schema__(self, _source, _handler):
+        return core_schema.no_info_plain_validator_function(self.validate)
 
 
 class RunConfigBase(Strict):
@@ -109,14 +133,60 @@ def merge_trees(base: dict, extra: dict) -> dict:
 
 
 def build_config(tree: dict, origin: str, schema: type[BaseModel]):
-    """Validate ``tree`` against ``schema``; the error lists every bad field."""
+    """Validate ``tree`` against ``schema``; the error lists every bad field, with a
+    "did you mean" for an unknown key close to a known one."""
     try:
         return schema.model_validate(tree)
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc']) or '(top)'}: {err['msg']}" for err in exc.errors()
-        )
+        problems = "; ".join(_problems(exc, schema, ()))
         raise ConfigError(f"invalid {origin}: {problems}") from None
+
+
+def _problems(exc: ValidationError, schema: type[BaseModel] | None, prefix: tuple) -> list[str]:
+    out = []
+    for err in exc.errors():
+        loc = (*prefix, *err["loc"])
+        nested = (err.get("ctx") or {}).get("error")
+        if isinstance(nested, ValidationError):  # a LazySection's own errors
+            out += _problems(nested, _section(schema, err["loc"]), loc)
+            continue
+        where = ".".join(str(p) for p in loc) or "(top)"
+        if err["type"] == "extra_forbidden":
+            out.append(f"{where}: unknown key{_suggestion(schema, err['loc'])}")
+        else:
+            out.append(f"{where}: {err['msg']}")
+    return out
+
+
+def _section(schema: type[BaseModel] | None, loc: tuple) -> type[BaseModel] | None:
+    """The config model at ``loc`` under ``schema`` (None where it is not a model)."""
+    for key in loc:
+        field = schema.model_fields.get(key) if isinstance(key, str) and schema is not None else None
+        if field is None:
+            return None
+        schema = _model_of(field)
+    return schema
+
+
+def _model_of(field) -> type[BaseModel] | None:
+    for meta in field.metadata:
+        if isinstance(meta, LazySection):
+            return meta.schema()
+    candidates = [field.annotation, *getattr(field.annotation, "__args__", ())]
+    return next((c for c in candidates if isinstance(c, type) and issubclass(c, BaseModel)), None)
+
+
+def _suggestion(schema: type[BaseModel] | None, loc: tuple) -> str:
+    """`` (did you mean train.epochs?)`` or a list of the section's keys."""
+    section = _section(schema, loc[:-1])
+    if section is None:
+        return ""
+    known = list(section.model_fields)
+    parent = "".join(f"{p}." for p in loc[:-1])
+    close = difflib.get_close_matches(str(loc[-1]), known, n=1, cutoff=0.6)
+    if close:
+        return f" (did you mean {parent}{close[0]}?)"
+    return f"; {parent.rstrip('.') or 'the top level'} takes {', '.join(known)}"
 
 
 def read_tree(path: Path, _seen: tuple[Path, ...] = ()) -> dict:

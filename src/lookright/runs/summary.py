@@ -113,6 +113,3 @@ def markdown(head: list[str], rows: list[list[str]]) -> str:
     lines += ["| " + " | ".join(r) + " |" for r in rows]
     return "\n".join(lines) + "\n"
 
-
-def seeds_text(n: int) -> str:
-    return f"{n} seed" + ("" if n == 1 else "s")

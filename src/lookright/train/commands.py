@@ -9,7 +9,7 @@ import typer
 from rich.table import Table
 
 from lookright.errors import LookrightError
-from lookright.runs.cli import Overrides, console, fail
+from lookright.runs.cli import Overrides, console, fail, show
 
 
 def teach_cmd(
@@ -23,10 +23,14 @@ def teach_cmd(
 ) -> None:
     """Precompute a config's pseudo-masks into the cache (or, with --evaluate, measure their quality)."""
     from lookright.train.config import load_config
-    from lookright.train.teach import evaluate_teacher, teach
+    from lookright.vlm.weights import check_clip
 
     try:
         cfg = load_config(config, list(overrides or []) + ([f"data.data_dir={data_dir}"] if data_dir else []))
+        if cfg.target.vlm is not None:
+            check_clip(cfg.target.vlm, "target.vlm")
+        from lookright.train.teach import evaluate_teacher, teach
+
         if evaluate:
             folder = out or Path("report") / "teacher" / cfg.name
             report = evaluate_teacher(cfg, [m.strip() for m in methods.split(",") if m.strip()], max_images, folder)
@@ -45,5 +49,5 @@ def teach_cmd(
     for method, r in report["methods"].items():
         table.add_row(method, f"{r['iou']:.3f}", f"{r['energy_pointing_game']:.3f}", f"{r['shortcut_energy']:.3f}",
                       f"{r['empty']:.3f}", f"{r['images_per_second']:.0f}")
-    console.print(table)
+    show(table)
     console.print(f"written: {folder / 'mask_quality.json'}, {folder / 'pseudo_masks.png'}")

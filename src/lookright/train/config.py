@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
 from lookright.runs import config as runs_config
-from lookright.runs.config import RunConfigBase, Strict, check_fractions, dump_config, merge_trees, parse_overrides  # noqa: F401
-from lookright.vlm.teacher import VLMSettings
+from lookright.runs.config import LazySection, RunConfigBase, Strict, check_fractions, dump_config, merge_trees, parse_overrides  # noqa: F401
 
 
 class DataConfig(Strict):
@@ -86,7 +85,8 @@ class AttentionConfig(Strict):
 class TargetConfig(Strict):
     teacher: Literal["mask", "vlm"] = "mask"
     source: Literal["mask", "shortcut"] = "mask"  # which ground-truth mask the mask teacher reads
-    vlm: VLMSettings | None = None  # the VLM teacher's settings (teacher: vlm)
+    # the VLM teacher's settings (teacher: vlm): a lookright.vlm.teacher.VLMSettings, imported only when given
+    vlm: Annotated[Any, LazySection("lookright.vlm.teacher:VLMSettings")] = None
     pipeline: list[dict[str, Any]] = Field(default_factory=lambda: [{"op": "resize", "size": "attention"}])
 
     @model_validator(mode="after")
@@ -174,6 +174,8 @@ class LogConfig(Strict):
         default_factory=lambda: ["tensorboard"], description="tensorboard writes RUN_DIR/tensorboard; [] for none")
     images_every: int = Field(5, ge=0, description="attention overlays every N epochs and at the last (0: never)")
     images: int = Field(8, ge=1, description="shifted test images in each overlay")
+    show_test: bool = Field(False, description="print shifted-test accuracy in the per-epoch log line (a peek at the "
+                                               "test shift; selection never reads it)")
 
 
 class RunConfig(RunConfigBase):

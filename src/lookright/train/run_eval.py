@@ -1,11 +1,14 @@
 """Evaluate a trained run folder: every metric, written into its ``metrics.json``.
 
-Adds to ``metrics.json``: ``val_acc``, ``shifted_test_acc`` with its Wilson 95% interval,
-``reliance`` (validation vs shifted-test accuracy and attention on the shortcut region), and
-``evaluation`` (localisation, shortcut mass and faithfulness from :mod:`lookright.metrics.suite`,
-with their settings). Writes ``eval/predictions.npz`` (labels and predictions on the shifted
-test split, for McNemar tests) and ``eval/examples.npz`` (the first test images, masks and
-attention maps, for the report grid).
+Adds to ``metrics.json``: ``val_acc``, ``shifted_test_acc`` with its Wilson 95% interval, and
+``evaluations[EXTRACTOR]`` (localisation, shortcut mass, attention mass and faithfulness from
+:mod:`lookright.metrics.suite`, with their settings), one entry per attention extractor evaluated.
+The run's own extractor (the trainer's ``eval_extractor``) also fills ``evaluation`` and
+``reliance`` (validation vs shifted-test accuracy and attention on the shortcut region); another
+extractor (``--extractor``) never overwrites them, nor the trainer's ``attention_mass``. Writes
+``eval/predictions.npz`` (labels and predictions on the shifted test split, for McNemar tests) and
+``eval/examples.npz`` (``eval/examples-EXTRACTOR.npz`` for another extractor: the first test
+images, masks and attention maps, for the report grid).
 """
 
 from __future__ import annotations
@@ -96,22 +99,28 @@ def _evaluate(run_dir: Path, metrics: dict, extractor: str | None, overrides: li
     per_image = suite.pop("_per_image")
     shifted = accuracy(pred, te.y)
 
+    own = eval_extractor.name == metrics.get("eval_extractor", eval_extractor.name)
     folder = run_dir / EVAL_DIR
     labels = {"y": te.y.cpu().numpy().astype(np.int16), "pred": pred.cpu().numpy().astype(np.int16)}
     write_file_atomic(folder / "predictions.npz", lambda f: np.savez_compressed(f, **labels))
     k = len(per_image["maps"])
     examples = {"x": test_split.x[:k], "y": test_split.y[:k], "mask": test_split.mask[:k],
                 "shortcut": test_split.shortcut[:k], "maps": per_image["maps"]}
-    write_file_atomic(folder / "examples.npz", lambda f: np.savez_compressed(f, **examples))
+    examples_file = f"{EVAL_DIR}/examples{'' if own else '-' + eval_extractor.name}.npz"
+    write_file_atomic(run_dir / examples_file, lambda f: np.savez_compressed(f, **examples))
 
+    evaluation = {"extractor": eval_extractor.name, "split": "shifted test", "settings": cfg.eval.model_dump(),
+                  **suite, "attention_mass": attention_mass(model, te_set, eval_extractor, bs), "examples": examples_file}
     metrics.update({
         "val_acc": val["acc"], "val_align": val.get("align"),
         "shifted_test_acc": shifted, "shifted_test_acc_wilson95": [100 * low, 100 * high],
-        "attention_mass": attention_mass(model, te_set, eval_extractor, bs),
-        "reliance": {"val_acc": val["acc"], "shifted_test_acc": shifted, "gap": val["acc"] - shifted,
-                     "attention_on_shortcut": suite["shortcut_mass"]["mean"]},
-        "evaluation": {"extractor": eval_extractor.name, "split": "shifted test",
-                       "settings": cfg.eval.model_dump(), **suite},
-        "eval_extractor": eval_extractor.name, "evaluated_checkpoint": path.name,
+        # the latest evaluation last (lookright eval prints it)
+        "evaluations": {**{k: v for k, v in metrics.get("evaluations", {}).items() if k != eval_extractor.name},
+                        eval_extractor.name: evaluation},
+        "evaluated_checkpoint": path.name,
     })
+    if own:
+        metrics["evaluation"] = evaluation
+        metrics["reliance"] = {"val_acc": val["acc"], "shifted_test_acc": shifted, "gap": val["acc"] - shifted,
+                               "attention_on_shortcut": suite["shortcut_mass"]["mean"]}
     return metrics

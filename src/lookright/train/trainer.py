@@ -367,8 +367,8 @@ def end_epoch(cfg: RunConfig, parts: tuple, data: RunData, run_dir: Path, optimi
             save_torch_atomic({k: v.detach().cpu().clone() for k, v in model.state_dict().items()}, run_dir / BEST)
     if console is not None:
         align_note = f", val align {val['align']:.4f}" if val.get("align") is not None else ""
-        console.log(f"{cfg.name} epoch {epoch + 1}/{cfg.train.epochs}: val {val['acc']:.2f}%, "
-                    f"shifted test {test_acc:.2f}%{align_note}")
+        shifted = f", shifted test {test_acc:.2f}%" if cfg.log.show_test else ""  # no peeking unless asked
+        console.log(f"{cfg.name} epoch {epoch + 1}/{cfg.train.epochs}: val {val['acc']:.2f}%{shifted}{align_note}")
     if writer:
         save_torch_atomic({
             "model": model.state_dict(), "optimizer": optimizer.state_dict(),

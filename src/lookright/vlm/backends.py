@@ -26,6 +26,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from lookright.errors import ConfigError, DataError
+from lookright.vlm.weights import clip_problem
 
 OPENAI_MEAN = (0.48145466, 0.4578275, 0.40821073)
 OPENAI_STD = (0.26862954, 0.26130258, 0.27577711)
@@ -139,17 +140,15 @@ def _hf_bundle(model, tokenizer, mean, std, name: str) -> ClipBundle:
                       tokens, value_path, head, finish, text)
 
 
-def load_hf_clip(path: str | Path, device: str = "cpu") -> ClipBundle:
+def load_hf_clip(path: str | Path, device: str = "cpu", key: str = "target.vlm") -> ClipBundle:
     from transformers import AutoTokenizer, CLIPModel
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()
     folder = Path(path).expanduser()
-    if not (folder / "config.json").is_file():
-        raise DataError(
-            f"no Hugging Face CLIP at {folder} (config.json missing). No model hub is reachable here: download "
-            "the model elsewhere (e.g. `huggingface-cli download openai/clip-vit-base-patch16 --local-dir DIR`) "
-            "and set vlm.path=DIR, or pretrain one with `lookright vlm pretrain --out DIR`")
+    problem = clip_problem("hf", path, None, None, key)
+    if problem is not None:
+        raise problem
     try:
         model = CLIPModel.from_pretrained(folder).to(device).eval()
         tokenizer = AutoTokenizer.from_pretrained(folder)
@@ -209,17 +208,17 @@ def _open_clip_bundle(model, tokenizer, name: str) -> ClipBundle:
                       tokens, value_path, head, finish, text)
 
 
-def load_open_clip(model_name: str, checkpoint: str | Path | None, device: str = "cpu") -> ClipBundle:
+def load_open_clip(model_name: str, checkpoint: str | Path | None, device: str = "cpu",
+                   key: str = "target.vlm") -> ClipBundle:
     try:
         import open_clip
     except ImportError:
         raise ConfigError("the open_clip backend needs `pip install open_clip_torch`") from None
     if model_name not in open_clip.list_models():
         raise ConfigError(f"unknown open_clip architecture {model_name!r}; e.g. ViT-B-16, ViT-B-32")
-    if checkpoint is None or not Path(checkpoint).expanduser().is_file():
-        raise DataError(
-            f"open_clip {model_name}: checkpoint file {checkpoint} not found. No model hub is reachable here: "
-            "download the weights elsewhere and set vlm.checkpoint=FILE (a .pt / .bin / .safetensors state dict)")
+    problem = clip_problem("open_clip", None, model_name, checkpoint, key)
+    if problem is not None:
+        raise problem
     model = open_clip.create_model(model_name, pretrained=str(Path(checkpoint).expanduser()), device=device).eval()
     if getattr(model.visual, "attn_pool", None) is not None or not hasattr(model.visual, "transformer"):
         raise ConfigError(f"open_clip {model_name} is not a plain ViT (dense maps need its transformer blocks)")
@@ -227,13 +226,10 @@ def load_open_clip(model_name: str, checkpoint: str | Path | None, device: str =
 
 
 def load_clip(backend: str = "hf", path: str | Path | None = None, model_name: str | None = None,
-              checkpoint: str | Path | None = None, device: str = "cpu") -> ClipBundle:
+              checkpoint: str | Path | None = None, device: str = "cpu", key: str = "target.vlm") -> ClipBundle:
+    """The CLIP from local files; ``key`` names the config section in errors (``target.vlm`` or ``model``)."""
+    if backend not in ("hf", "open_clip") or (path if backend == "hf" else model_name) is None:
+        raise clip_problem(backend, path, model_name, checkpoint, key)
     if backend == "hf":
-        if path is None:
-            raise ConfigError("the hf backend needs vlm.path: a local folder written by save_pretrained")
-        return load_hf_clip(path, device)
-    if backend == "open_clip":
-        if model_name is None:
-            raise ConfigError("the open_clip backend needs vlm.model_name (e.g. ViT-B-16) and vlm.checkpoint")
-        return load_open_clip(model_name, checkpoint, device)
-    raise ConfigError(f"unknown CLIP backend {backend!r}; choose hf or open_clip")
+        return load_hf_clip(path, device, key)
+    return load_open_clip(model_name, checkpoint, device, key)

@@ -10,7 +10,7 @@ from rich.table import Table
 
 from lookright.errors import LookrightError
 from lookright.runs.cli import (Address, Backend, CpusPerRun, FirstSeed, GpusPerRun, Jobs, Overrides, Reference,
-                                Seeds, console, emit, fail)
+                                Seeds, console, emit, fail, plural, show)
 
 vlm_app = typer.Typer(help="Vision-language models: pretrain a small CLIP offline; text-reliability evaluation "
                         "and LoRA tuning.", no_args_is_help=True)
@@ -49,8 +49,8 @@ def pretrain_cmd(
     for task, acc in record["zero_shot"].items():
         if task != "chance":
             table.add_row(task, f"{acc:.3f}", f"{record['zero_shot']['chance'][task]:.3f}")
-    console.print(table)
-    console.print(f"CLIP folder: {out} (load with CLIPModel.from_pretrained or target.vlm.path)")
+    show(table)
+    console.print(f"CLIP folder: {out} (CLIPModel.from_pretrained, or target.vlm.path / model.path in a config)")
 
 
 def _reliability_table(results: list[dict]) -> Table:
@@ -70,10 +70,8 @@ def _reliability(config: Path | None, overrides: list[str] | None, seeds: int, f
                  run: Path | None = None) -> None:
     """Shared body of ``vlm eval`` and ``vlm tune``: finished runs are read back, never overwritten;
     ``--run`` results go to ``RUN/eval/seed<k>/``."""
-    from lookright.runs.cli import run_all, succeeded
-    from lookright.runs.runner import raise_failures
     from lookright.vlm.reliability.config import load_reliability_config
-    from lookright.vlm.reliability.sweep import execute, reliability_specs
+    from lookright.vlm.weights import check_clip
 
     try:
         cfg = load_reliability_config(config, list(overrides or []))
@@ -82,13 +80,18 @@ def _reliability(config: Path | None, overrides: list[str] | None, seeds: int, f
                                  "`lookright vlm tune`, or evaluate a tuned run with `lookright vlm eval --run DIR`")
         if run is not None and seeds > 1:
             raise LookrightError("--run evaluates one tuned model: drop --seeds, or pass seed=K for another test split")
+        check_clip(cfg.model, "model")  # before torch and transformers are imported
+        from lookright.runs.cli import run_all, succeeded
+        from lookright.runs.runner import raise_failures
+        from lookright.vlm.reliability.sweep import execute, reliability_specs
+
         alone = seeds == 1 and backend == "local"  # one run in this process, with its own progress bar
         specs = reliability_specs(cfg, seeds, first_seed, run, progress=alone)
-        results = run_all(execute, specs, f"{cfg.name}: {len(specs)} seeds", cfg.out_dir, backend, jobs, address,
+        results = run_all(execute, specs, f"{cfg.name}: {plural(len(specs), 'seed')}", cfg.out_dir, backend, jobs, address,
                           cpus_per_run, gpus_per_run, single=execute)
         done = succeeded(results)
         if done:
-            console.print(_reliability_table(done))
+            show(_reliability_table(done))
         raise_failures(results)
     except LookrightError as exc:
         fail(exc)
@@ -112,7 +115,8 @@ def eval_cmd(config: CONFIG = None, overrides: Overrides = None, seeds: Seeds = 
 
 
 @vlm_app.command("tune")
-def tune_cmd(config: CONFIG = None, overrides: Overrides = None, seeds: Seeds = 1, first_seed: FirstSeed = None,
+def tune_cmd(config: Annotated[Path, typer.Argument(help="reliability config YAML that tunes, e.g. "
+                                                         "configs/vlm/shapes-lora.yaml")], overrides: Overrides = None, seeds: Seeds = 1, first_seed: FirstSeed = None,
              jobs: Jobs = 1, backend: Backend = "local", address: Address = None, cpus_per_run: CpusPerRun = 1.0,
              gpus_per_run: GpusPerRun = 0.0) -> None:
     """LoRA (or full) tuning with the configured optimisation suite, then the conflicting-text evaluation."""

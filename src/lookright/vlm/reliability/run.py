@@ -46,7 +46,7 @@ PACKAGES = ("transformers", "peft")
 def load_model(cfg: ReliabilityConfig, device: torch.device | str | None = None) -> ClipBundle:
     m = cfg.model
     return load_clip(m.backend, path=m.path, model_name=m.model_name, checkpoint=m.checkpoint,
-                     device=str(device or m.device))
+                     device=str(device or m.device), key="model")
 
 
 def build_splits(cfg: ReliabilityConfig, clip: ClipBundle) -> tuple[ReliabilitySet, ReliabilitySet]:
