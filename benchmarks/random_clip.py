@@ -17,7 +17,7 @@ def openai_sized_clip(patch_size: int, name: str):
     from transformers import CLIPConfig, CLIPModel
 
     from lookright.data.shapes import ShapesConfig, generate_shapes
-    from lookright.vlm.backends import _hf_bundle
+    from lookright.vlm.backends import hf_bundle
     from lookright.vlm.corpus import DIGIT_NAMES
     from lookright.vlm.reliability.conflicts import UNRELATED
     from lookright.vlm.tokenizer import BOS, EOS, build_tokenizer
@@ -32,4 +32,4 @@ def openai_sized_clip(patch_size: int, name: str):
                      vision_config=dict(image_size=224, patch_size=patch_size, hidden_size=768, intermediate_size=3072,
                                         num_hidden_layers=12, num_attention_heads=12), projection_dim=512)
     torch.manual_seed(0)
-    return _hf_bundle(CLIPModel(cfg).eval(), tok, (0.5,) * 3, (0.5,) * 3, name)
+    return hf_bundle(CLIPModel(cfg).eval(), tok, (0.5,) * 3, (0.5,) * 3, name)

@@ -48,6 +48,13 @@ class ClipBundle:
     _finish: Callable[[torch.Tensor], torch.Tensor]
     _text: Callable[[dict], torch.Tensor]
 
+    def __post_init__(self) -> None:
+        if self.image_size % self.patch_size:
+            raise ConfigError(f"CLIP {self.name}: its input size {self.image_size} is not a multiple of its patch size "
+                              f"{self.patch_size}, so the {self.image_size // self.patch_size}-patch grid does not "
+                              "cover the image and dense maps would be misplaced; use a model whose patch grid "
+                              "divides its input")
+
     @property
     def device(self) -> torch.device:
         return next(self.model.parameters()).device
@@ -101,7 +108,7 @@ class ClipBundle:
 
 
 # -- Hugging Face transformers --------------------------------------------------------------
-def _hf_bundle(model, tokenizer, mean, std, name: str) -> ClipBundle:
+def hf_bundle(model, tokenizer, mean, std, name: str) -> ClipBundle:
     vision = model.vision_model
     last = vision.encoder.layers[-1]
 
@@ -163,7 +170,7 @@ def load_hf_clip(path: str | Path, device: str = "cpu", key: str = "target.vlm")
 
         pre = json.loads((folder / "preprocessor_config.json").read_text())
         mean, std = tuple(pre.get("image_mean", mean)), tuple(pre.get("image_std", std))
-    return _hf_bundle(model, tokenizer, mean, std, str(folder))
+    return hf_bundle(model, tokenizer, mean, std, str(folder))
 
 
 # -- open_clip ----------------------------------------------------------------------------

@@ -27,6 +27,11 @@ def pretrain_cmd(
     n_shapes: Annotated[int, typer.Option(min=0, help="shapes images in the corpus")] = 10000,
     n_mnist: Annotated[int | None, typer.Option(min=1, help="first N MNIST training digits")] = 20000,
     holdout: Annotated[int, typer.Option(min=1, help="last MNIST training digits kept out for zero-shot tests")] = 5000,
+    objective: Annotated[str, typer.Option(help="cls (CLIP's loss on the class token) | patch (plus a patch-level "
+                                                "term that makes the patch tokens spatial)")] = "cls",
+    patch_weight: Annotated[float, typer.Option(min=0, help="weight of the patch term (objective patch)")] = 1.0,
+    patch_tau: Annotated[float, typer.Option(min=1e-3, help="softmax temperature over patches (objective patch)")] = 0.1,
+    shift: Annotated[int, typer.Option(min=0, help="random translations of up to SHIFT pixels")] = 0,
     seed: int = 0,
     threads: Annotated[int | None, typer.Option(min=1)] = None,
     data_dir: Annotated[str | None, typer.Option("--data-dir", help="folder holding mnist/ (else $LOOKRIGHT_DATA)")] = None,
@@ -39,7 +44,8 @@ def pretrain_cmd(
     try:
         set_threads(threads, "--threads")
         record = pretrain_clip(out, corpus, epochs, batch_size, lr, image_size=image_size, seed=seed, n_mnist=n_mnist,
-                               n_shapes=n_shapes, holdout=holdout, data_dir=data_dir, embedded=embedded)
+                               n_shapes=n_shapes, holdout=holdout, data_dir=data_dir, embedded=embedded,
+                               objective=objective, patch_weight=patch_weight, patch_tau=patch_tau, shift=shift)
     except LookrightError as exc:
         fail(exc)
     table = Table(title=f"zero-shot accuracy on held-out images ({record['wall_time_s']:.0f}s of pretraining)")

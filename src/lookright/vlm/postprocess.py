@@ -51,22 +51,31 @@ def affinity_refine(maps: torch.Tensor, tokens: torch.Tensor, steps: int = 1, ta
     return minmax(m.reshape(b, g, g))
 
 
-def postprocess(maps: torch.Tensor, size: tuple[int, int], threshold: float | str | None = "otsu",
-                pipeline=None) -> torch.Tensor:
+def soft_and_thresholds(maps: torch.Tensor, size: tuple[int, int], threshold: float | str | None = "otsu"
+                        ) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Steps 1-3 without binarising: ``(soft (B, H, W) in [0, 1], thresholds (B,) or None)``;
+    a constant map's threshold is above 1, so its mask is empty."""
     if maps.dim() != 3:
         raise ConfigError(f"maps must be (B, h, w), got {tuple(maps.shape)}")
     if not torch.isfinite(maps).all():
         raise ConfigError("the dense map holds NaN or Inf; check the CLIP weights and the prompts")
-    up = F.interpolate(maps[:, None].float(), size=tuple(size), mode="bilinear", align_corners=False)[:, 0]
-    up = minmax(up)
+    up = minmax(F.interpolate(maps[:, None].float(), size=tuple(size), mode="bilinear", align_corners=False)[:, 0])
     if threshold == "otsu":
-        masks = (up >= otsu_thresholds(up)[:, None, None]).float()
+        t = otsu_thresholds(up)
     elif threshold is None:
-        masks = up
+        return up, None
     elif isinstance(threshold, (int, float)) and 0 <= threshold <= 1:
-        masks = (up >= threshold).float()
+        t = torch.full((up.shape[0],), float(threshold), device=up.device)
     else:
         raise ConfigError(f"threshold must be a number in [0, 1], 'otsu' or null, got {threshold!r}")
+    constant = up.flatten(1).amax(dim=1) <= 0
+    return up, torch.where(constant, torch.full_like(t, 2.0), t)
+
+
+def postprocess(maps: torch.Tensor, size: tuple[int, int], threshold: float | str | None = "otsu",
+                pipeline=None) -> torch.Tensor:
+    up, t = soft_and_thresholds(maps, size, threshold)
+    masks = up if t is None else (up >= t[:, None, None]).float()
     masks = masks * (up.flatten(1).amax(dim=1) > 0).float()[:, None, None]  # a constant map gives an empty mask
     if pipeline is not None:
         masks = pipeline(masks, tuple(size))

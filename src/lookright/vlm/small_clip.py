@@ -2,8 +2,12 @@
 
 ``build_small_clip`` makes a ``CLIPModel`` (ViT image tower, causal text transformer, the
 usual projections and learnable temperature) sized for 2 CPU cores: by default 28 x 28 images,
-4 x 4 patches (a 7 x 7 token grid), width 96, 3 layers, 4 heads in both towers, joint space 96. ``pretrain_clip`` trains it with CLIP's symmetric InfoNCE loss on a captioned corpus
-(:mod:`lookright.vlm.corpus`), AdamW with linear warm-up and cosine decay, and writes a folder that
+4 x 4 patches (a 7 x 7 token grid), width 96, 3 layers, 4 heads in both towers, joint space 96.
+``pretrain_clip`` trains it on a captioned corpus (:mod:`lookright.vlm.corpus`) with one of the
+objectives of :mod:`lookright.vlm.objectives` (``cls``: CLIP's symmetric InfoNCE on the class
+token; ``patch``: the same plus a patch-level multiple-instance term that makes the patch tokens
+spatial), optionally with random translations of up to ``shift`` pixels (zero fill), AdamW
+with linear warm-up and cosine decay, and writes a folder that
 ``CLIPModel.from_pretrained`` / ``AutoTokenizer.from_pretrained`` (and :func:`load_clip`) read:
 model, tokenizer, image-processor config (mean and std 0.5) and ``pretrain.json`` (corpus, seed,
 steps, losses, zero-shot accuracies on held-out images, wall time).
@@ -23,7 +27,9 @@ from lookright.data.shapes import ShapesConfig, generate_shapes
 from lookright.errors import ConfigError
 from lookright.atomic import write_json_atomic
 from lookright.runs.progress import progress_bar
-from lookright.vlm.corpus import DIGIT_NAMES, Captioned, build_corpus, mnist_captioned
+from lookright.vlm.backends import hf_bundle
+from lookright.vlm.corpus import BACKGROUND_CAPTIONS, DIGIT_NAMES, Captioned, build_corpus, mnist_captioned
+from lookright.vlm.objectives import check_objective, clip_loss
 from lookright.vlm.tokenizer import BOS, EOS, build_tokenizer
 
 MEAN = STD = (0.5, 0.5, 0.5)
@@ -34,7 +40,8 @@ def build_small_clip(tokenizer, image_size: int = 28, patch_size: int = 4, width
     from transformers import CLIPConfig, CLIPModel
 
     if image_size % patch_size:
-        raise ConfigError(f"image_size {image_size} must be a multiple of patch_size {patch_size}")
+        raise ConfigError(f"image_size {image_size} is not a multiple of patch_size {patch_size}: the patch grid "
+                          "would not cover the image; choose a patch size that divides it")
     ids = tokenizer.convert_tokens_to_ids([BOS, EOS])
     config = CLIPConfig(
         text_config=dict(vocab_size=len(tokenizer), hidden_size=width, intermediate_size=4 * width,
@@ -48,6 +55,16 @@ def build_small_clip(tokenizer, image_size: int = 28, patch_size: int = 4, width
 
 def _normalise(images: torch.Tensor) -> torch.Tensor:
     return (images.float() / 255 - 0.5) / 0.5
+
+
+def random_shift(images: torch.Tensor, shift: int, gen: torch.Generator) -> torch.Tensor:
+    """Each image translated by integers ``(dy, dx)`` drawn uniformly from ``[-shift, shift]``, zero fill."""
+    if shift <= 0:
+        return images
+    b, _, h, w = images.shape
+    padded = F.pad(images, (shift, shift, shift, shift))
+    d = torch.randint(0, 2 * shift + 1, (b, 2), generator=gen)
+    return torch.stack([padded[i, :, d[i, 0]:d[i, 0] + h, d[i, 1]:d[i, 1] + w] for i in range(b)])
 
 
 @torch.no_grad()
@@ -90,7 +107,9 @@ def held_out_accuracy(model, tokenizer, corpus: str, image_size: int, holdout: i
 def pretrain_clip(out: str | Path, corpus: str = "mnist-shapes", epochs: int = 8, batch_size: int = 256,
                   lr: float = 1e-3, weight_decay: float = 0.1, image_size: int = 28, seed: int = 0,
                   n_mnist: int | None = 20000, n_shapes: int = 10000, holdout: int = 5000, data_dir=None,
-                  embedded: bool = False, progress: bool = True, **size) -> dict:
+                  embedded: bool = False, progress: bool = True, objective: str = "cls", patch_weight: float = 1.0,
+                  patch_tau: float = 0.1, shift: int = 0, **size) -> dict:
+    check_objective(objective)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(seed)
@@ -98,9 +117,13 @@ def pretrain_clip(out: str | Path, corpus: str = "mnist-shapes", epochs: int = 8
     tokenizer = build_tokenizer(data.captions + [f"a handwritten digit {d}" for d in DIGIT_NAMES] + ["black dark"],
                                 out / "vocab")
     model = build_small_clip(tokenizer, image_size=image_size, **size)
+    clip = hf_bundle(model, tokenizer, MEAN, STD, "pretraining")
     text = tokenizer(data.captions, padding=True, return_tensors="pt")
     ids, attn = text["input_ids"], text["attention_mask"]
     images = torch.as_tensor(data.images)
+    empty = torch.tensor([src == "empty" for src in data.source])
+    bg_text = tokenizer(list(BACKGROUND_CAPTIONS), padding=True, return_tensors="pt")
+    background = {k: bg_text[k] for k in ("input_ids", "attention_mask")}
     n = len(data)
     steps_per_epoch = max(1, n // batch_size)
     total = epochs * steps_per_epoch
@@ -112,31 +135,36 @@ def pretrain_clip(out: str | Path, corpus: str = "mnist-shapes", epochs: int = 8
     history, start = [], time.perf_counter()
     model.train()
     with progress_bar(progress) as bar:
-        task = bar.add_task(f"pretraining CLIP on {corpus}", total=total)
+        task = bar.add_task(f"pretraining CLIP on {corpus} ({objective})", total=total)
         for epoch in range(epochs):
             order = torch.randperm(n, generator=gen)
-            losses = []
+            losses, parts = [], []
             for s in range(steps_per_epoch):
                 idx = order[s * batch_size:(s + 1) * batch_size]
                 length = int(attn[idx].sum(dim=1).max())
-                result = model(input_ids=ids[idx, :length], attention_mask=attn[idx, :length],
-                               pixel_values=_normalise(images[idx]), return_loss=True)
+                pixels = _normalise(random_shift(images[idx], shift, gen))
+                loss, part = clip_loss(objective, clip, pixels, {"input_ids": ids[idx, :length],
+                                                                 "attention_mask": attn[idx, :length]},
+                                       patch_weight, patch_tau, background, empty[idx])
                 opt.zero_grad(set_to_none=True)
-                result.loss.backward()
+                loss.backward()
                 torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
                 opt.step()
                 sched.step()
                 with torch.no_grad():
                     model.logit_scale.clamp_(0, math.log(100))
-                losses.append(result.loss.item())
+                losses.append(loss.item())
+                parts.append(part)
                 bar.advance(task)
-            history.append({"epoch": epoch + 1, "loss": float(np.mean(losses))})
+            history.append({"epoch": epoch + 1, "loss": float(np.mean(losses)),
+                            **{k: float(np.mean([p[k] for p in parts])) for k in parts[0]}})
     wall = time.perf_counter() - start
     model.eval()
     accuracy = held_out_accuracy(model, tokenizer, corpus, image_size, holdout, data_dir, embedded)
     save_clip(model, tokenizer, out, image_size)
     record = {"corpus": corpus, "images": n, "seed": seed, "epochs": epochs, "steps": total, "batch_size": batch_size,
-              "lr": lr, "image_size": image_size, "size": size, "history": history, "zero_shot": accuracy,
+              "lr": lr, "image_size": image_size, "size": size, "objective": objective, "patch_weight": patch_weight,
+              "patch_tau": patch_tau, "shift": shift, "history": history, "zero_shot": accuracy,
               "wall_time_s": wall, "holdout": holdout,
               "note": "MNIST training split only (last `holdout` digits held out); no colour, no decoy, no test split"}
     write_json_atomic(out / "pretrain.json", record)

@@ -1,29 +1,48 @@
-"""The VLM teacher: pseudo-masks that a CLIP draws from text prompts (Learning to Look).
+"""The VLM teacher: pseudo-masks that a CLIP draws from text prompts (Learning to Look, WeCLIP+).
 
-``VLMTeacher(settings, labels)(images, indices) -> (B, H, W)`` binary masks:
-``postprocess(dense_map(method, clip, images / 255, prompts, labels[indices]))`` with the
-settings of :class:`VLMSettings` (backend and weights, method, prompts, threshold, affinity
-refinement). ``split_masks`` computes the masks of a whole split in batches, through the
-:class:`~lookright.vlm.cache.MaskCache` unless ``cache_dir`` is null; the core's morphology
-pipeline (``target.pipeline``) is applied afterwards, exactly as for ground-truth masks.
-Importing this module registers the ``vlm`` teacher in :data:`lookright.targets.TEACHERS`.
+``VLMTeacher(settings, labels)(images, indices) -> (B, H, W)`` binary masks, in stages that
+:class:`VLMSettings` switches on one by one:
+
+1. **seed**: ``dense_map(method, clip, images / 255, prompts, labels[indices])`` on the patch grid;
+2. **affinity** (``refine_steps > 0``): propagation along the last block's token affinity;
+3. upsampling and min-max to a soft map ``m``, and a threshold ``t`` (a number or Otsu per image);
+   without the next stages the mask is ``m >= t``;
+4. **decoder** (``decoder.enabled``): a light segmentation network fitted on the benchmark's
+   training images with the seeds as pseudo-labels (:mod:`lookright.vlm.decoder`); its
+   probability, min-max normalised and thresholded as in step 3, replaces the seed's ``m, t``
+   (seeds light parts of the object, so the decoder's probability on the rest of it is lower
+   than 1/2 but still above the background's: a per-image threshold keeps it);
+5. **crf** (``crf.enabled``): edge-aware mean-field refinement (:mod:`lookright.vlm.crf`) of the
+   foreground probability ``q = m / 2t`` below ``t`` and ``1/2 + (m - t) / 2(1 - t)`` above (so
+   that ``q >= 1/2`` exactly where ``m >= t``); the mask is ``q >= 1/2``.
+
+``split_masks`` computes the masks of a whole split in batches, through the
+:class:`~lookright.vlm.cache.MaskCache` unless ``cache_dir`` is null, and warns (or, when no
+image has a mask, fails) on empty masks; the core's morphology pipeline (``target.pipeline``)
+is applied afterwards, exactly as for ground-truth masks. The teacher sees images and labels
+only, never a ground-truth mask. Importing this module registers the ``vlm`` teacher in
+:data:`lookright.targets.TEACHERS`.
 """
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 import torch
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from lookright.errors import ConfigError, MaskError
 from lookright.targets.teacher import TEACHERS
 from lookright.vlm.backends import ClipBundle, load_clip
-from lookright.vlm.cache import MaskCache, digest_array, digest_file
+from lookright.vlm.cache import MaskCache, cache_key, digest_array, digest_file
+from lookright.vlm.crf import CRFSettings, crf_refine
+from lookright.vlm.decoder import DecoderSettings, decoder_problems, fit_decoder
+from lookright.vlm.decoder_store import DecoderStore
 from lookright.vlm.dense import PromptSet, dense_map
-from lookright.vlm.postprocess import affinity_refine, postprocess
+from lookright.vlm.postprocess import affinity_refine, soft_and_thresholds
 
 DIGITS = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
 #: the default foreground prompt: for the MNIST benchmarks (no class names of their own), and for user data
@@ -51,8 +70,17 @@ class VLMSettings(BaseModel):
     refine_tau: float = Field(0.1, gt=0)
     batch_size: int = Field(256, ge=1)
     device: str = "cpu"
+    decoder: DecoderSettings = Field(default_factory=DecoderSettings)
+    crf: CRFSettings = Field(default_factory=CRFSettings)
     cache_dir: str | None = "~/.cache/lookright/masks"
     mode: Literal["cache", "on-the-fly"] = "cache"
+
+    @model_validator(mode="after")
+    def _decoder_is_fitted_before_training(self) -> VLMSettings:
+        if self.decoder.enabled and self.mode == "on-the-fly":
+            raise ValueError("target.vlm.decoder is fitted on the whole train split before training: use "
+                             "target.vlm.mode: cache with the decoder")
+        return self
 
     def for_dataset(self, classes: list[str] | None) -> VLMSettings:
         """These settings with unset prompts filled in for a dataset whose classes are ``classes``
@@ -84,9 +112,21 @@ class VLMSettings(BaseModel):
                 "checkpoint": self.checkpoint, "files": {p.name: digest_file(p) for p in files if p.is_file()}}
 
     def key_fields(self) -> dict:
-        return {"model": self.model_identity(), **self.model_dump(
+        """What the masks depend on (a stage that is off adds nothing, so older entries stay valid)."""
+        stages = {name: getattr(self, name).model_dump() for name in ("decoder", "crf") if getattr(self, name).enabled}
+        return {"model": self.model_identity(), **stages, **self.model_dump(
             include={"method", "method_options", "foreground", "background", "background_template", "class_names",
                      "threshold", "refine_steps", "refine_tau"})}
+
+
+class TeacherWarning(UserWarning):
+    """Pseudo-masks that are probably useless (mostly empty, a decoder that did not converge)."""
+
+
+def _seed_probability(soft: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    """``q``: the soft map rescaled piecewise linearly so that ``q >= 1/2`` exactly where ``soft >= t``."""
+    t = t.view(-1, 1, 1).clamp(1e-6, 1 - 1e-6)
+    return torch.where(soft < t, 0.5 * soft / t, 0.5 + 0.5 * (soft - t) / (1 - t)).clamp(0, 1)
 
 
 class VLMTeacher:
@@ -95,22 +135,70 @@ class VLMTeacher:
         self.prompts = self.settings.prompts()
         self.labels = None if labels is None else torch.as_tensor(np.asarray(labels)).long()
         self.clip = clip or settings.load_clip()
+        self.decoder = None  # fitted by fit_decoder (decoder stage)
+        self.decoder_record: dict | None = None
+
+    @staticmethod
+    def _floats(images: torch.Tensor) -> torch.Tensor:
+        return images.float() / 255 if not torch.is_floating_point(images) else images
 
     def raw_maps(self, images: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
-        x = images.float() / 255 if not torch.is_floating_point(images) else images
-        return dense_map(self.settings.method, self.clip, x, self.prompts, labels, **self.settings.method_options)
+        """Stage 1: ``(B, g, g)`` dense maps."""
+        return dense_map(self.settings.method, self.clip, self._floats(images), self.prompts, labels,
+                         **self.settings.method_options)
 
-    def __call__(self, images: torch.Tensor, indices: torch.Tensor) -> torch.Tensor:
-        if images.dim() != 4:
-            raise MaskError(f"the VLM teacher takes (B, C, H, W) images, got {tuple(images.shape)}")
-        labels = None if self.labels is None else self.labels[indices.cpu()]
+    def seeds(self, images: torch.Tensor, labels: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Stages 1-3: the soft map ``(B, H, W)`` in ``[0, 1]`` at the image size and its thresholds ``(B,)``."""
         maps = self.raw_maps(images, labels)
         if self.settings.refine_steps:
             with torch.no_grad():
-                tokens = self.clip.tokens(self.clip.preprocess(images.float() / 255 if not torch.is_floating_point(images)
-                                                               else images))[:, 1:]
+                tokens = self.clip.tokens(self.clip.preprocess(self._floats(images)))[:, 1:]
             maps = affinity_refine(maps, tokens, self.settings.refine_steps, self.settings.refine_tau)
-        return postprocess(maps, tuple(images.shape[-2:]), self.settings.threshold).to(images.device)
+        soft, t = soft_and_thresholds(maps.detach(), tuple(images.shape[-2:]), self.settings.threshold)
+        return soft.to(images.device), t.to(images.device)
+
+    def fit_decoder(self, images: np.ndarray | torch.Tensor, labels=None, progress=None) -> dict:
+        """Stage 4: fit the decoder on uint8 training images ``(N, C, H, W)`` (their labels name the
+        prompts); warns when it did not converge. Returns the fit record."""
+        images = torch.as_tensor(np.asarray(images))
+        labels = None if labels is None else torch.as_tensor(np.asarray(labels)).long()
+
+        def seeds(index: torch.Tensor):
+            soft, t = self.seeds(images[index], None if labels is None else labels[index])
+            if self.settings.decoder.labels == "crf":
+                soft = crf_refine(images[index].float() / 255, _seed_probability(soft, t), self.settings.crf)
+                t = torch.full_like(t, 0.5)
+            return soft, t
+
+        self.decoder, self.decoder_record = fit_decoder(images, seeds, self.settings.decoder, progress)
+        for problem in decoder_problems(self.decoder_record):
+            warnings.warn(TeacherWarning(problem), stacklevel=2)
+        return self.decoder_record
+
+    @torch.no_grad()
+    def soft_and_masks(self, images: torch.Tensor, indices: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The final soft map (the decoder's or CRF's foreground probability, else the seed's soft
+        map) and the binary masks, both ``(B, H, W)``."""
+        if images.dim() != 4:
+            raise MaskError(f"the VLM teacher takes (B, C, H, W) images, got {tuple(images.shape)}")
+        s = self.settings
+        labels = None if self.labels is None else self.labels[indices.cpu()]
+        x = self._floats(images)
+        if s.decoder.enabled:
+            if self.decoder is None:
+                raise MaskError("the decoder stage is on but no decoder is fitted: masks of the train split come "
+                                "first (`lookright teach CONFIG`), or call fit_decoder")
+            prob = torch.sigmoid(self.decoder.to(x.device)(x))
+            soft, t = soft_and_thresholds(prob, tuple(images.shape[-2:]), s.threshold)
+        else:
+            soft, t = self.seeds(images, labels)
+        if not s.crf.enabled:
+            return soft, (soft >= t[:, None, None]).float()
+        prob = crf_refine(x, _seed_probability(soft, t), s.crf)
+        return prob, (prob >= 0.5).float()
+
+    def __call__(self, images: torch.Tensor, indices: torch.Tensor) -> torch.Tensor:
+        return self.soft_and_masks(images, indices)[1].to(images.device)
 
 
 TEACHERS.register("vlm")(VLMTeacher)
@@ -119,7 +207,11 @@ TEACHERS.register("vlm")(VLMTeacher)
 def split_masks(teacher: VLMTeacher, images: np.ndarray, dataset: dict, progress=None) -> tuple[np.ndarray, str]:
     """Masks ``(N, H, W)`` uint8 for uint8 images ``(N, C, H, W)``; ``dataset`` names the data
     (benchmark, seed, split) and is hashed into the cache key with a digest of the images.
-    Returns the masks and the cache status (``hit``, ``miss``, ``stale``, ``corrupt`` or ``off``)."""
+    Returns the masks and the cache status (``hit``, ``miss``, ``stale``, ``corrupt`` or ``off``).
+
+    With the decoder stage, the train split's call fits the decoder on its images (or loads the
+    one stored for them) and records it in the cache for the other splits, whose keys name the
+    training images the decoder was fitted on."""
     if images.ndim != 4:
         raise MaskError(f"images must be (N, C, H, W), got {images.shape}")
     s = teacher.settings
@@ -133,10 +225,58 @@ def split_masks(teacher: VLMTeacher, images: np.ndarray, dataset: dict, progress
                 progress(len(idx))
         return np.concatenate(out)
 
-    if s.cache_dir is None:
-        return build(), "off"
     fields = {"teacher": s.key_fields(), "dataset": {**dataset, "images": digest_array(images)},
               "labels": None if teacher.labels is None else digest_array(teacher.labels.numpy())}
-    cache = MaskCache(s.cache_dir)
-    masks = cache.get_or_build(fields, (len(images), *images.shape[-2:]), build)
-    return masks, cache.last_status
+    if s.decoder.enabled:
+        fields["decoder_fitted_on"] = _decoder_for(teacher, images, dataset, fields)
+    if s.cache_dir is None:
+        masks, status = build(), "off"
+    else:
+        cache = MaskCache(s.cache_dir)
+        masks = cache.get_or_build(fields, (len(images), *images.shape[-2:]), build)
+        status = cache.last_status
+    check_empty(masks, dataset.get("split", "?"))
+    return masks, status
+
+
+def _decoder_for(teacher: VLMTeacher, images: np.ndarray, dataset: dict, fields: dict) -> str:
+    """The digest of the training images the split's decoder is fitted on; fits, stores or loads it."""
+    s = teacher.settings
+    store = DecoderStore(s.cache_dir) if s.cache_dir is not None else None
+    owner = {"teacher": fields["teacher"], **{k: v for k, v in dataset.items() if k != "split"}}
+    if dataset.get("split") == "train":
+        train = cache_key({"images": fields["dataset"]["images"], "labels": fields["labels"]})
+        if teacher.decoder is None and store is not None:
+            teacher.decoder = store.load(owner, train)
+        if teacher.decoder is None:
+            teacher.fit_decoder(images, teacher.labels)
+            if store is not None:
+                store.save(owner, train, teacher.decoder, teacher.decoder_record)
+        elif store is not None:
+            store.point(owner, train)
+        return train
+    if store is None:
+        if teacher.decoder is None:
+            raise MaskError("the decoder stage needs target.vlm.cache_dir to hand the decoder fitted on the train "
+                            "split to the other splits (or call fit_decoder on the teacher)")
+        return "in memory"
+    train = store.latest(owner)
+    if teacher.decoder is None:
+        teacher.decoder = store.load(owner, train)
+        if teacher.decoder is None:
+            raise MaskError("the stored decoder could not be read; delete the cache's decoders/ folder and compute "
+                            "the train split's masks again")
+    return train
+
+
+def check_empty(masks: np.ndarray, split: str) -> int:
+    """Count images with an empty mask; warn when they are more than half, fail when all are."""
+    empty = int((masks.reshape(len(masks), -1).max(axis=1) == 0).sum()) if len(masks) else 0
+    if len(masks) and empty == len(masks):
+        raise MaskError(f"every one of the {len(masks)} pseudo-masks of the {split} split is empty: the prompts find "
+                        "nothing in these images; check target.vlm.foreground / background and the CLIP")
+    if empty * 2 > len(masks):
+        warnings.warn(TeacherWarning(
+            f"{empty} of {len(masks)} pseudo-masks of the {split} split ({empty / len(masks):.0%}) are empty; the "
+            "alignment loss skips those images. Check the prompts (target.vlm.foreground, background)"), stacklevel=2)
+    return empty
