@@ -113,7 +113,9 @@ class VLMSettings(BaseModel):
 
     def key_fields(self) -> dict:
         """What the masks depend on (a stage that is off adds nothing, so older entries stay valid)."""
-        stages = {name: getattr(self, name).model_dump() for name in ("decoder", "crf") if getattr(self, name).enabled}
+        crf_used = self.crf.enabled or (self.decoder.enabled and self.decoder.labels == "crf")
+        stages = {name: stage.model_dump() for name, stage, used in
+                  (("decoder", self.decoder, self.decoder.enabled), ("crf", self.crf, crf_used)) if used}
         return {"model": self.model_identity(), **stages, **self.model_dump(
             include={"method", "method_options", "foreground", "background", "background_template", "class_names",
                      "threshold", "refine_steps", "refine_tau"})}
