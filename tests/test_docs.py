@@ -236,4 +236,3 @@ def test_run_folder_page_commands_run(tmp_path, monkeypatch):
     assert len(RunFolder(run_dir).metrics()["history"]) == 3
     states = [RunFolder(p.parent).state() for p in (tmp_path / "runs").rglob("run.json")]
     assert len(states) == 1 + 4 + 2 + 2 + 3 and states.count("finished") >= 1 + 4 + 2 + 2 + 1
-

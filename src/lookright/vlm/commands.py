@@ -28,7 +28,8 @@ def pretrain_cmd(
     n_mnist: Annotated[int | None, typer.Option(min=1, help="first N MNIST training digits")] = 20000,
     holdout: Annotated[int, typer.Option(min=1, help="last MNIST training digits kept out for zero-shot tests")] = 5000,
     objective: Annotated[str, typer.Option(help="cls (CLIP's loss on the class token) | patch (plus a patch-level "
-                                                "term that makes the patch tokens spatial)")] = "cls",
+                                                "multiple-instance term) | patch-bg (plus a figure-ground term); "
+                                                "see docs/vlm-teachers.md")] = "cls",
     patch_weight: Annotated[float, typer.Option(min=0, help="weight of the patch term (objective patch)")] = 1.0,
     patch_tau: Annotated[float, typer.Option(min=1e-3, help="softmax temperature over patches (objective patch)")] = 0.1,
     shift: Annotated[int, typer.Option(min=0, help="random translations of up to SHIFT pixels")] = 0,

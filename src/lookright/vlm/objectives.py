@@ -78,20 +78,22 @@ def clip_loss(objective: str, clip, pixels: torch.Tensor, text: dict, patch_weig
     needs the background captions' tokens ``background`` and the all-black images ``empty``);
     returns the loss and its parts as floats."""
     check_objective(objective)
+    if objective == "cls":  # the model's own CLIP loss, exactly as before the patch objectives existed
+        loss = clip.model(**text, pixel_values=pixels, return_loss=True).loss
+        return loss, {"cls": loss.item()}
     tokens = clip.tokens(pixels)
     image = F.normalize(clip.head(clip.finish(tokens)[:, 0]), dim=-1)
     texts = F.normalize(clip._text(text), dim=-1)
     scale = clip.logit_scale
     loss = info_nce(scale * image @ texts.T)
     parts = {"cls": loss.item()}
-    if objective in ("patch", "patch-bg"):
-        patches = F.normalize(clip.head(clip.value_path(tokens[:, 1:])), dim=-1)
-        patch = info_nce(scale * patch_pooled_similarity(patches, texts, patch_tau))
-        parts["patch"] = patch.item()
-        loss = loss + patch_weight * patch
-        if objective == "patch-bg":
-            bg = F.normalize(F.normalize(clip._text(background), dim=-1).mean(dim=0), dim=-1)
-            ground = figure_ground(patches, texts, bg, empty, scale, patch_tau)
-            parts["figure_ground"] = ground.item()
-            loss = loss + patch_weight * ground
+    patches = F.normalize(clip.head(clip.value_path(tokens[:, 1:])), dim=-1)
+    patch = info_nce(scale * patch_pooled_similarity(patches, texts, patch_tau))
+    parts["patch"] = patch.item()
+    loss = loss + patch_weight * patch
+    if objective == "patch-bg":
+        bg = F.normalize(F.normalize(clip._text(background), dim=-1).mean(dim=0), dim=-1)
+        ground = figure_ground(patches, texts, bg, empty, scale, patch_tau)
+        parts["figure_ground"] = ground.item()
+        loss = loss + patch_weight * ground
     return loss, parts
