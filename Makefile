@@ -6,7 +6,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.lookright-installed
 
-.PHONY: demo test install reproduce reproduce-suite reproduce-decoy-cdep reproduce-rl reproduce-vlm evaluate bench bench-backbones bench-quantus subset clean
+.PHONY: demo test install reproduce reproduce-suite reproduce-decoy-cdep reproduce-rl reproduce-rl-cue reproduce-vlm evaluate bench bench-backbones bench-quantus subset clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -54,6 +54,12 @@ reproduce-decoy-cdep: $(STAMP)
 	$(VENV)/bin/lookright summarize runs/recipe --paired -vanilla --out runs/recipe/results.md
 
 # PPO vs PPO + CAMAL vs PPO + KL on CueGrid, 5 seeds each (about 25 minutes on 2 cores):
+# Agents where the cue decides the outcome: trap-dot CueGrid and the moving cue, one table per environment
+reproduce-rl-cue: $(STAMP)
+	for e in dot moving; do for m in vanilla counterfactual camal; do \
+	  $(VENV)/bin/lookright rl train configs/rl/cuegrid-$$e-$$m.yaml --seeds $(SEEDS) --jobs $(JOBS) out_dir=runs/rl-cue/$$e || exit 1; done; \
+	  $(VENV)/bin/lookright rl summarize runs/rl-cue/$$e --out runs/rl-cue/$$e/results.md || exit 1; done
+
 reproduce-rl: $(STAMP)
 	for m in vanilla camal kl; do \
 	  $(VENV)/bin/lookright rl train configs/rl/cuegrid-$$m.yaml --seeds $(SEEDS) --jobs $(JOBS) out_dir=runs/rl || exit 1; done
