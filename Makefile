@@ -30,8 +30,8 @@ SEEDS ?= 5
 JOBS ?= 2
 OUT ?= runs/reproduce
 OVERRIDES ?=
-# every ColorMNIST / DecoyMNIST config but those that need a pretrained CLIP first (-kl-vlm: docs/vlm-teachers.md)
-REPRODUCE_CONFIGS := $(filter-out %-kl-vlm.yaml,$(sort $(wildcard configs/colormnist-*.yaml configs/decoymnist-*.yaml)))
+# every ColorMNIST / DecoyMNIST config but those that need a pretrained CLIP first (-kl-vlm, -kl-vlm-weclip: docs/vlm-teachers.md)
+REPRODUCE_CONFIGS := $(filter-out %-kl-vlm.yaml %-kl-vlm-weclip.yaml,$(sort $(wildcard configs/colormnist-*.yaml configs/decoymnist-*.yaml)))
 reproduce: $(STAMP)
 	for c in $(REPRODUCE_CONFIGS); do \
 	  $(VENV)/bin/lookright sweep $$c --seeds $(SEEDS) --jobs $(JOBS) out_dir=$(OUT) $(OVERRIDES) || exit 1; done
