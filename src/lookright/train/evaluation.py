@@ -124,18 +124,22 @@ def counterfactual_accuracy(model: nn.Module, data: EvalSet, clean: torch.Tensor
 
 def evaluate(model, data: EvalSet, extractor, loss_fn, cfg: RunConfig) -> dict:
     """Accuracy, cross-entropy, the counterfactual score (validation) and, with a loss, the mean
-    alignment loss over the images it is defined on; in eval mode."""
+    alignment loss over the images it is defined on; in eval mode. With a map-based loss the
+    logits come from the extractor's forward (one pass per batch, not two)."""
     was_training = model.training
     model.eval()
     bs = cfg.train.eval_batch_size
     logits, total, n = [], 0.0, 0
     for b in data.batches(bs):
-        with torch.no_grad():
-            logits.append(model(b.x))
+        batch_logits = None
         if loss_fn is not None and b.target is not None:
-            _, (value, k) = alignment_step(model, extractor, loss_fn, b.x, b.y, b.target, cfg.attention.target,
-                                           differentiable=False)
+            batch_logits, (value, k) = alignment_step(model, extractor, loss_fn, b.x, b.y, b.target,
+                                                      cfg.attention.target, differentiable=False)
             total, n = total + value.item() * k, n + k
+        if batch_logits is None or loss_fn.needs_model:  # a map's forward gives the logits; CDEP's is its own
+            with torch.no_grad():
+                batch_logits = model(b.x)
+        logits.append(batch_logits.detach())
     logits = torch.cat(logits)
     out = {"acc": accuracy(logits.argmax(1), data.y), "loss": F.cross_entropy(logits, data.y).item()}
     if data.name == "val":
