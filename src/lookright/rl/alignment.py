@@ -81,13 +81,14 @@ class AttentionTerms:
         cause = f"agent.learning_rate={lr:g}" + (
             f" or align.lambda0={self.attention_lambda:g} (lambda now {lam:g})" if self.attention_loss else "")
         raise TrainingDiverged(
-            f"the {type(self).__name__[7:]} loss is {float(loss.detach())} at timestep {self.num_timesteps} "
+            f"the {type(self).__name__.removeprefix('Aligned')} loss is {float(loss.detach())} at timestep {self.num_timesteps} "
             f"(update epoch {epoch + 1}, minibatch {step + 1}); training stopped there. Lower {cause}")
 
     def extra_loss(self, loss_fn, observations: dict, cam: th.Tensor, lam: float, logs: dict,
-                   generator: th.Generator) -> th.Tensor | None:
+                   generator: th.Generator, clean: tuple[th.Tensor, th.Tensor] | None = None) -> th.Tensor | None:
         """``lambda * L_align + alpha * L_cf`` of a minibatch (None when neither is set); logs
-        ``align``, ``skipped`` (states with an empty mask) and ``counterfactual``."""
+        ``align``, ``skipped`` (states with an empty mask) and ``counterfactual``. ``clean``: the
+        update's own ``(logits, values)`` of these observations, reused as the term's fixed targets."""
         extra = None
         if loss_fn is not None:
             align, valid = loss_fn.evaluate(cam, cell_mask(observations[MASK], tuple(cam.shape[-2:])))
@@ -96,7 +97,7 @@ class AttentionTerms:
             if lam > 0:
                 extra = lam * align
         if self.counterfactual > 0:
-            cf = counterfactual_consistency(self.policy, observations, generator)
+            cf = counterfactual_consistency(self.policy, observations, generator, clean)
             logs["counterfactual"].append(cf.item())
             extra = self.counterfactual * cf if extra is None else extra + self.counterfactual * cf
         return extra
@@ -122,10 +123,14 @@ def counterfactual_observations(observations: dict, generator: th.Generator) -> 
     return {PIXELS: swap_fill(pixels, mask, pixels[p], mask[p]), MASK: observations[MASK]}
 
 
-def counterfactual_consistency(policy, observations: dict, generator: th.Generator) -> th.Tensor:
-    """``KL(pi(.|s) || pi(.|s')) + (V(s) - V(s'))^2``, batch means, with ``pi(.|s)``, ``V(s)`` fixed."""
-    with th.no_grad():
-        logits, value = policy.logits_and_value(observations)
+def counterfactual_consistency(policy, observations: dict, generator: th.Generator,
+                               clean: tuple[th.Tensor, th.Tensor] | None = None) -> th.Tensor:
+    """``KL(pi(.|s) || pi(.|s')) + (V(s) - V(s'))^2``, batch means, with ``pi(.|s)``, ``V(s)`` fixed:
+    ``clean = (logits, values)`` when the caller has them, else one more forward without a graph."""
+    if clean is None:
+        with th.no_grad():
+            clean = policy.logits_and_value(observations)
+    logits, value = (t.detach() for t in clean)
     logits_cf, value_cf = policy.logits_and_value(counterfactual_observations(observations, generator))
     target = F.log_softmax(logits, dim=1)
     kl = (target.exp() * (target - F.log_softmax(logits_cf, dim=1))).sum(dim=1).mean()

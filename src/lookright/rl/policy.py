@@ -68,13 +68,16 @@ class GapActorCriticPolicy(MultiInputActorCriticPolicy):
         pre = preprocess_obs(obs, self.observation_space, normalize_images=self.normalize_images)
         return self.features_extractor.feature_maps(pre)
 
-    def evaluate_actions_with_attention(self, obs: dict, actions: torch.Tensor):
-        """``(values, log_prob, entropy, cam)`` from one forward; ``cam`` is ``(B, h, w)`` for ``actions``."""
+    def evaluate_actions_with_attention(self, obs: dict, actions: torch.Tensor, with_logits: bool = False):
+        """``(values, log_prob, entropy, cam)`` from one forward; ``cam`` is ``(B, h, w)`` for ``actions``;
+        ``with_logits`` appends the action logits ``(B, A)``."""
         maps = self._maps(obs)
         features = maps.mean(dim=(2, 3))
-        distribution = self._get_action_dist_from_latent(features)
+        logits = self.action_net(features)
+        distribution = self.action_dist.proba_distribution(action_logits=logits)
         cam = class_activation_map(maps, self.action_net.weight, actions.long().flatten())
-        return self.value_net(features), distribution.log_prob(actions), distribution.entropy(), cam
+        out = (self.value_net(features), distribution.log_prob(actions), distribution.entropy(), cam)
+        return (*out, logits) if with_logits else out
 
     def logits_and_value(self, obs: dict) -> tuple[torch.Tensor, torch.Tensor]:
         """``(action logits (B, A), value (B, 1))`` from one forward."""
