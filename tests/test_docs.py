@@ -1,5 +1,6 @@
 """The code the docs tell a user to run, run on tiny data."""
 
+import importlib.util
 import py_compile
 import shlex
 import subprocess
@@ -109,6 +110,8 @@ def tiny(argv: list[str]) -> list[str] | None:
         return [*argv, *EVAL_TINY]
     if cmd == ["compare"]:
         return [*argv, "--examples", "2"]
+    if cmd == ["export"] and "onnx" in argv and importlib.util.find_spec("onnxscript") is None:
+        return _replace_values(argv, {"--format": "torchscript"})  # the onnx extra is optional
     if cmd == ["rl", "train"]:
         return [*argv, *RL_TINY]
     if cmd == ["rl", "eval"]:
