@@ -6,7 +6,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.lookright-installed
 
-.PHONY: demo test install reproduce reproduce-suite reproduce-decoy-cdep reproduce-rl reproduce-rl-cue reproduce-vlm evaluate bench bench-backbones bench-quantus subset clean
+.PHONY: demo test install reproduce reproduce-suite reproduce-decoy-cdep reproduce-grid reproduce-rl reproduce-rl-cue reproduce-vlm evaluate bench bench-backbones bench-quantus subset clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -36,6 +36,16 @@ reproduce: $(STAMP)
 	for c in $(REPRODUCE_CONFIGS); do \
 	  $(VENV)/bin/lookright sweep $$c --seeds $(SEEDS) --jobs $(JOBS) out_dir=$(OUT) $(OVERRIDES) || exit 1; done
 	$(VENV)/bin/lookright summarize $(OUT) --out $(OUT)/results.md
+
+# Learning to Look's grid: lambda 100..300 x E_attn 5..25 (121 settings) x SEEDS, trained as ensembles of
+# 5 same-seed settings, then the heat maps of shifted-test and validation accuracy (docs/speed.md):
+#   LOOKRIGHT_DATA=/path/to/data make reproduce-grid OUT=runs/grid [OVERRIDES="data.max_train=10000"]
+LAMBDAS ?= 100,120,140,160,180,200,220,240,260,280,300
+ATTN_EPOCHS ?= 5,7,9,11,13,15,17,19,21,23,25
+reproduce-grid: $(STAMP)
+	$(VENV)/bin/lookright sweep configs/colormnist-kl.yaml --seeds $(SEEDS) --jobs $(JOBS) --ensemble 5 \
+	  --grid loss.lambda0=$(LAMBDAS) --grid train.attn_epochs=$(ATTN_EPOCHS) out_dir=$(OUT) $(OVERRIDES)
+	$(VENV)/bin/lookright summarize $(OUT) --heatmap loss.lambda0,train.attn_epochs --out $(OUT)/results.md
 
 # The shortcut suite (docs/shortcut-removal.md): every method on every suite benchmark, 5 seeds,
 # then the table and the selection study (about 40 minutes on 2 cores):

@@ -2,7 +2,8 @@
 
 One rollout of CueGrid (``--envs`` x ``--steps`` transitions) is collected once; then
 ``AlignedPPO.train()`` (all epochs and minibatches over that rollout) is timed for vanilla PPO,
-PPO + CAMAL, PPO + KL and PPO + the counterfactual consistency term (weight 1), from the same
+PPO + CAMAL, PPO + KL and PPO + the counterfactual consistency term (weight 1) on the whole minibatch and on an eighth of it
+(``align.counterfactual_share: 0.125``), from the same
 starting weights. Measurements are interleaved
 (every round runs each variant once, in a shuffled order) and the median is reported.
 Rollout collection (the environment and the acting forward pass) is timed too, for scale.
@@ -27,13 +28,15 @@ from stable_baselines3.common.env_util import make_vec_env
 from lookright.rl.ppo import AlignedPPO
 from lookright.rl.wrappers import make_env
 
-#: variant -> (attention loss, counterfactual weight)
-VARIANTS = {"vanilla": (None, 0.0), "camal": ("camal", 0.0), "kl": ("kl", 0.0), "counterfactual": (None, 1.0)}
+#: variant -> (attention loss, counterfactual weight, share of each minibatch it is computed on)
+VARIANTS = {"vanilla": (None, 0.0, 1.0), "camal": ("camal", 0.0, 1.0), "kl": ("kl", 0.0, 1.0),
+            "counterfactual": (None, 1.0, 1.0), "counterfactual-share-0.125": (None, 1.0, 0.125)}
 
 
-def build(loss, counterfactual: float, envs: int, steps: int, device: str) -> AlignedPPO:
+def build(loss, counterfactual: float, share: float, envs: int, steps: int, device: str) -> AlignedPPO:
     env = make_vec_env(lambda: make_env("lookright/CueGrid-v0"), n_envs=envs, seed=0)
-    return AlignedPPO("GapCnnPolicy", env, attention_loss=loss, counterfactual=counterfactual, n_steps=steps,
+    return AlignedPPO("GapCnnPolicy", env, attention_loss=loss, counterfactual=counterfactual,
+                      counterfactual_share=share, n_steps=steps,
                       batch_size=256, n_epochs=4, seed=0, device=device, policy_kwargs=dict(patch=5))
 
 

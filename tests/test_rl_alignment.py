@@ -73,10 +73,10 @@ def test_the_counterfactual_term_is_zero_for_a_policy_that_reads_only_the_mask()
     model = agent(AlignedPPO, counterfactual=1.0, **PPO_KW)
     obs = observations()
     gen = torch.Generator().manual_seed(0)
-    assert counterfactual_consistency(model.policy, obs, gen) > 0
+    assert counterfactual_consistency(model.policy, obs, None, gen) > 0
     blind = lambda o: (torch.zeros(len(o[MASK]), 4), o[MASK].float().sum(dim=(1, 2))[:, None])  # noqa: E731
     model.policy.logits_and_value = blind  # a function of the masked region only
-    assert counterfactual_consistency(model.policy, obs, torch.Generator().manual_seed(0)) == 0
+    assert counterfactual_consistency(model.policy, obs, None, torch.Generator().manual_seed(0)) == 0
 
 
 def test_the_counterfactual_term_trains_and_is_logged():
@@ -86,6 +86,25 @@ def test_the_counterfactual_term_trains_and_is_logged():
     assert "train/counterfactual_loss" in model.logger.name_to_value
     with pytest.raises(Exception, match="counterfactual must be >= 0"):
         agent(AlignedPPO, counterfactual=-1.0, **PPO_KW)
+
+
+def test_a_share_of_the_minibatch_carries_the_counterfactual_term():
+    from lookright.rl.alignment import subsample
+
+    obs = observations()
+    n = len(obs[MASK])
+    clean = (torch.randn(n, 4), torch.randn(n, 1))
+    part, targets = subsample(obs, clean, 0.5)
+    k = -(-n // 2)
+    assert all(len(v) == k for v in part.values()) and [len(t) for t in targets] == [k, k]
+    assert torch.equal(part[PIXELS], obs[PIXELS][:k]) and torch.equal(targets[0], clean[0][:k])
+    assert subsample(obs, clean, 1.0) == (obs, clean)
+    assert len(subsample(obs, None, 1e-6)[0][MASK]) == 2  # a partner always exists
+    model = agent(AlignedPPO, counterfactual=1.0, counterfactual_share=0.25, **PPO_KW)
+    model.learn(128)
+    assert model.attention_history[-1]["counterfactual_loss"] > 0
+    with pytest.raises(Exception, match="counterfactual_share must be in"):
+        agent(AlignedPPO, counterfactual=1.0, counterfactual_share=0.0, **PPO_KW)
 
 
 def test_the_moving_cue_keeps_its_rule_at_every_step():

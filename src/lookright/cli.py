@@ -258,16 +258,28 @@ def summarize(
     paired: Annotated[str | None, typer.Option(
         help="also compare every run name with its dataset's run whose name ends with this suffix "
              "(e.g. -vanilla), paired by seed")] = None,
+    heatmap: Annotated[str | None, typer.Option(
+        help="two config keys X,Y (e.g. loss.lambda0,train.attn_epochs): heat maps of shifted-test and validation "
+             "accuracy over that grid; without it, drawn for runs that differ in exactly two keys")] = None,
 ) -> None:
-    """Summarise every finished run under ROOT: mean ± std over seeds per (dataset, model, run name)."""
+    """Summarise every finished run under ROOT: mean ± std over seeds per (dataset, model, run name),
+    and heat maps of any two-setting grid (PNG next to --out, else in ROOT)."""
+    from lookright.report.heatmap import heatmap_section, parse_axes
     from lookright.report.summary import load_rows, paired_table, summary_table
+    from lookright.runs.cli import check_writable
 
     try:
+        axes = parse_axes(heatmap) if heatmap else None
+        if out:
+            check_writable(out)
         rows = load_rows(root)
         text = summary_table(rows)
         if paired:
             text += "\n" + paired_table(rows, paired)
-        emit(text, out)
+        maps, paths = heatmap_section(rows, out.parent if out else root, axes)
+        emit(text + maps, out)
+        for path in paths:
+            console.print(f"heat map: {path}", highlight=False)
     except LookrightError as exc:
         fail(exc)
 

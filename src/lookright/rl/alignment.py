@@ -13,13 +13,17 @@
   derangement); ``L_cf = KL(pi(.|s) || pi(.|s')) + (V(s) - V(s'))^2`` with ``pi(.|s)`` and
   ``V(s)`` held fixed, so the policy learns to act the same whatever lies outside the mask (a
   cue that is only read, never attended, is removed too), in the form of DrAC's augmentation
-  regulariser.
+  regulariser. ``align.counterfactual_share`` (``rho``) computes ``L_cf`` on the first
+  ``ceil(rho * B)`` states of each minibatch of ``B`` (minibatches are random draws of the rollout,
+  so this is an unbiased subsample): its cost is one forward and backward of ``rho * B`` states.
 
 Both are zero and cost nothing when unset: ``align.loss: null`` and ``counterfactual: 0`` give
 the algorithm's own update exactly (tested against stock SB3 PPO).
 """
 
 from __future__ import annotations
+
+import math
 
 import torch as th
 import torch.nn.functional as F
@@ -38,16 +42,19 @@ class AttentionTerms:
 
     def __init__(self, policy, env, attention_loss: str | None = None, attention_lambda: float = 1.0,
                  attention_warmup: float = 0.0, attention_options: dict | None = None, counterfactual: float = 0.0,
-                 **kwargs) -> None:
+                 counterfactual_share: float = 1.0, **kwargs) -> None:
         from stable_baselines3.common.logger import Logger
 
         if attention_lambda < 0 or not 0 <= attention_warmup <= 1 or counterfactual < 0:
             raise ConfigError("attention_lambda and counterfactual must be >= 0 and attention_warmup in [0, 1]")
+        if not 0 < counterfactual_share <= 1:
+            raise ConfigError(f"counterfactual_share must be in (0, 1], got {counterfactual_share}")
         self.attention_loss = attention_loss
         self.attention_lambda = float(attention_lambda)
         self.attention_warmup = float(attention_warmup)
         self.attention_options = dict(attention_options or {})
         self.counterfactual = float(counterfactual)
+        self.counterfactual_share = float(counterfactual_share)
         self.attention_history: list[dict] = []
         if attention_loss is not None:
             create_loss(attention_loss, **self.attention_options)  # fail now on a bad name or option
@@ -97,7 +104,8 @@ class AttentionTerms:
             if lam > 0:
                 extra = lam * align
         if self.counterfactual > 0:
-            cf = counterfactual_consistency(self.policy, observations, generator, clean)
+            cf = counterfactual_consistency(self.policy, *subsample(observations, clean, self.counterfactual_share),
+                                            generator)
             logs["counterfactual"].append(cf.item())
             extra = self.counterfactual * cf if extra is None else extra + self.counterfactual * cf
         return extra
@@ -115,6 +123,16 @@ class AttentionTerms:
                                        "value_loss": value_loss, "entropy": entropy})
 
 
+def subsample(observations: dict, clean: tuple[th.Tensor, th.Tensor] | None,
+              share: float) -> tuple[dict, tuple[th.Tensor, th.Tensor] | None]:
+    """The first ``ceil(share * B)`` (at least 2, so a partner exists) of a minibatch's states and targets."""
+    n = len(next(iter(observations.values())))
+    k = min(n, max(2, math.ceil(share * n)))
+    if k == n:
+        return observations, clean
+    return {key: v[:k] for key, v in observations.items()}, None if clean is None else tuple(t[:k] for t in clean)
+
+
 def counterfactual_observations(observations: dict, generator: th.Generator) -> dict:
     """Each observation's masked pixels with everything outside its mask from a partner's frame."""
     pixels = observations[PIXELS].float()
@@ -123,8 +141,8 @@ def counterfactual_observations(observations: dict, generator: th.Generator) -> 
     return {PIXELS: swap_fill(pixels, mask, pixels[p], mask[p]), MASK: observations[MASK]}
 
 
-def counterfactual_consistency(policy, observations: dict, generator: th.Generator,
-                               clean: tuple[th.Tensor, th.Tensor] | None = None) -> th.Tensor:
+def counterfactual_consistency(policy, observations: dict, clean: tuple[th.Tensor, th.Tensor] | None,
+                               generator: th.Generator) -> th.Tensor:
     """``KL(pi(.|s) || pi(.|s')) + (V(s) - V(s'))^2``, batch means, with ``pi(.|s)``, ``V(s)`` fixed:
     ``clean = (logits, values)`` when the caller has them, else one more forward without a graph."""
     if clean is None:

@@ -49,6 +49,8 @@ class AlignConfig(Strict):
     warmup: float = Field(0.0, ge=0, le=1, description="fraction of training over which lambda ramps up")
     counterfactual: float = Field(0.0, ge=0, description="weight of the mask-guided counterfactual consistency "
                                                          "term (lookright.rl.alignment); 0: off")
+    counterfactual_share: float = Field(1.0, gt=0, le=1, description="share of each minibatch the counterfactual "
+                                                                     "term is computed on (its cost scales with it)")
     options: dict[str, Any] = Field(default_factory=dict)
 
 

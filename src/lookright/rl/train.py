@@ -91,6 +91,7 @@ def build_model(cfg: RLConfig, env, device: torch.device | str = "cpu"):
     return agent_class(a.algorithm)(
         "GapCnnPolicy", env, attention_loss=cfg.align.loss, attention_lambda=cfg.align.lambda0,
         attention_warmup=cfg.align.warmup, attention_options=cfg.align.options, counterfactual=cfg.align.counterfactual,
+        counterfactual_share=cfg.align.counterfactual_share,
         n_steps=a.n_steps, learning_rate=a.learning_rate, gamma=a.gamma, gae_lambda=a.gae_lambda, ent_coef=a.ent_coef,
         vf_coef=a.vf_coef, max_grad_norm=a.max_grad_norm, seed=cfg.seed, device=device, verbose=0,
         policy_kwargs=dict(patch=patch, channels=tuple(a.channels)), **ppo_only)
