@@ -104,16 +104,14 @@ def grid_table(grid: Grid, metric: str = "shifted_test_acc") -> str:
 def save_heatmap(grid: Grid, path: str | Path) -> Path:
     """Two panels (shifted-test and validation accuracy, mean over seeds) as a PNG at ``path``."""
     import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     import numpy as np
+    from matplotlib.figure import Figure
 
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    from lookright.report.figures import save_figure
+
     xs, ys = grid.xs, grid.ys
-    fig, axes = plt.subplots(1, 2, figsize=(2.5 + 1.2 * len(xs), 1.5 + 0.45 * len(ys)), squeeze=False)
-    for ax, (title, metric) in zip(axes[0], METRICS):
+    fig = Figure(figsize=(2.5 + 1.2 * len(xs), 1.5 + 0.45 * len(ys)))
+    for ax, (title, metric) in zip(fig.subplots(1, 2), METRICS):
         values = np.array([[np.nan if (m := grid.mean(metric, x, y)) is None else m for x in xs] for y in ys])
         cmap = matplotlib.colormaps["viridis"].with_extremes(bad="#dddddd")
         image = ax.imshow(np.ma.masked_invalid(values), cmap=cmap, aspect="auto", origin="lower")
@@ -129,9 +127,7 @@ def save_heatmap(grid: Grid, path: str | Path) -> Path:
         fig.colorbar(image, ax=ax, fraction=0.046)
     fig.suptitle(f"{grid.title}: mean over {grid.seeds()}+ seeds per point")
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def parse_axes(text: str) -> tuple[str, str]:
