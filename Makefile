@@ -30,8 +30,9 @@ SEEDS ?= 5
 JOBS ?= 2
 OUT ?= runs/reproduce
 OVERRIDES ?=
-# every ColorMNIST / DecoyMNIST config but those that need a pretrained CLIP first (-kl-vlm, -kl-vlm-weclip: docs/vlm-teachers.md)
-REPRODUCE_CONFIGS := $(filter-out %-kl-vlm.yaml %-kl-vlm-weclip.yaml,$(sort $(wildcard configs/colormnist-*.yaml configs/decoymnist-*.yaml)))
+# every ColorMNIST / DecoyMNIST config but those that need a CLIP first (-kl-vlm, -kl-vlm-weclip: a pretrained small
+# CLIP; -kl-vlm-vitb16: a downloaded ViT-B/16; docs/vlm-teachers.md)
+REPRODUCE_CONFIGS := $(filter-out %-kl-vlm.yaml %-kl-vlm-weclip.yaml %-kl-vlm-vitb16.yaml,$(sort $(wildcard configs/colormnist-*.yaml configs/decoymnist-*.yaml)))
 reproduce: $(STAMP)
 	for c in $(REPRODUCE_CONFIGS); do \
 	  $(VENV)/bin/lookright sweep $$c --seeds $(SEEDS) --jobs $(JOBS) out_dir=$(OUT) $(OVERRIDES) || exit 1; done

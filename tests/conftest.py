@@ -20,13 +20,14 @@ def mnist_dir() -> Path:
     return root
 
 
-def tiny_open_clip(folder: Path, name: str) -> Path:
-    """Register a tiny open_clip ViT (16 px, patch 4, width 32, 2 layers) as ``name`` and save its
-    random weights; returns the checkpoint file. Skips the test without open_clip."""
+def tiny_open_clip(folder: Path, name: str, image_size: int = 16, patch_size: int = 4) -> Path:
+    """Register a tiny open_clip ViT (``image_size`` px, patch ``patch_size``, width 32, 2 layers) as
+    ``name`` and save its random weights; returns the checkpoint file. Skips the test without open_clip."""
     import json
 
     open_clip = pytest.importorskip("open_clip")
-    cfg = {"embed_dim": 16, "vision_cfg": {"image_size": 16, "layers": 2, "width": 32, "patch_size": 4, "head_width": 16},
+    cfg = {"embed_dim": 16, "vision_cfg": {"image_size": image_size, "layers": 2, "width": 32, "patch_size": patch_size,
+                                           "head_width": 16},
            "text_cfg": {"context_length": 77, "vocab_size": 49408, "width": 32, "heads": 2, "layers": 2}}
     (folder / f"{name}.json").write_text(json.dumps(cfg))
     open_clip.add_model_config(folder)

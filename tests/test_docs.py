@@ -172,6 +172,16 @@ def run_line(line: str, sandbox: Path, made: set[str], interrupted: bool = False
     assert result.exit_code == 0, (line, command, result.output)
 
 
+def borrowed_clips(lines: list[str]) -> list[str]:
+    """CLIP folders the lines read but no line writes (``--out DIR``): ``models/small-clip``, the
+    configs' default, and each ``target.vlm.path=DIR`` (a downloaded CLIP such as
+    ``models/clip-vit-base-patch16``, which no test can fetch)."""
+    words = [w for li in lines for w in shlex.split(li)]
+    made = {w for prev, w in zip(["", *words], words) if prev == "--out"}
+    used = {"models/small-clip"} | {w.split("=", 1)[1] for w in words if w.startswith("target.vlm.path=")}
+    return sorted(used - made)
+
+
 @pytest.fixture(scope="module")
 def clip_folder(tmp_path_factory):
     from lookright.vlm.small_clip import build_small_clip, save_clip
@@ -190,14 +200,14 @@ def clip_folder(tmp_path_factory):
 def test_every_bash_block_runs(doc, tmp_path, monkeypatch, clip_folder):
     """Each line of the page's bash blocks, in order, in a fresh folder (``configs/`` and ``scripts/``
     linked in), on tiny settings: a failing command fails the test. ``make`` lines are dry runs;
-    commands that read an hour-long reproduction's output are checked to parse; a page that uses
-    ``models/small-clip`` without pretraining it gets a tiny one."""
+    commands that read an hour-long reproduction's output are checked to parse; each CLIP folder the
+    page uses without making it (:func:`borrowed_clips`) is a tiny one."""
     for name in ("configs", "scripts"):
         (tmp_path / name).symlink_to(ROOT / name)
     lines = bash_lines(doc)
-    if not any("vlm pretrain" in li for li in lines):
-        (tmp_path / "models").mkdir()
-        (tmp_path / "models" / "small-clip").symlink_to(clip_folder)
+    for folder in borrowed_clips(lines):
+        (tmp_path / folder).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / folder).symlink_to(clip_folder)
     monkeypatch.chdir(tmp_path)
     made: set[str] = set()
     for i, line in enumerate(lines):

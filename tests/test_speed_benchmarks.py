@@ -43,3 +43,11 @@ def test_ensemble_cost(tmp_path):
     report = bench("ensemble_cost.py", tmp_path / "e.json", "--only", "five_lambdas_one_seed", "--lambdas", "1,2")
     assert report["runs"] == {"one_seed": 1, "five_lambdas_one_seed": 2}
     assert set(report["ratio_to_one_seed"]) == {"one_seed", "five_lambdas_one_seed"}
+
+
+@pytest.mark.timeout(600)
+def test_teacher_cache_cost(tmp_path):
+    report = bench("teacher_cache_cost.py", tmp_path / "c.json", "--rounds", "1")
+    assert set(report["median_s"]) == {"ground_truth", "cache_hit"} and report["ratio_cache_hit_to_ground_truth"] > 0
+    assert [s["status"] for s in report["cache_filled"].values()] == ["miss"] * 3
+    assert report["cache_hit_imported_transformers"] is False  # a cache hit loads no CLIP

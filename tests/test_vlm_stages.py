@@ -135,10 +135,9 @@ class Forbidden:
     __getattr__ = __getitem__ = __array__ = __len__ = __iter__ = _fail
 
 
-@pytest.mark.integration
-def test_the_teacher_never_reads_ground_truth_masks(clip_folder, tmp_path, monkeypatch):
+def forbid_masks(monkeypatch) -> None:
+    """``lookright.train.teach`` gets splits whose ground-truth and shortcut masks are :class:`Forbidden`."""
     import lookright.train.teach as teach_module
-    from lookright.train import load_config
 
     real = teach_module.load_splits
 
@@ -149,6 +148,14 @@ def test_the_teacher_never_reads_ground_truth_masks(clip_folder, tmp_path, monke
         return (*splits, source)
 
     monkeypatch.setattr(teach_module, "load_splits", masked_off)
+
+
+@pytest.mark.integration
+def test_the_teacher_never_reads_ground_truth_masks(clip_folder, tmp_path, monkeypatch):
+    import lookright.train.teach as teach_module
+    from lookright.train import load_config
+
+    forbid_masks(monkeypatch)
     overrides = ["data.embedded=true", "data.max_train=300", "data.max_test=100", f"target.vlm.path={clip_folder}",
                  f"target.vlm.cache_dir={tmp_path / 'cache'}", "target.vlm.method=maskclip", "target.vlm.refine_steps=1",
                  "target.vlm.decoder.enabled=true", "target.vlm.decoder.epochs=1", "target.vlm.crf.enabled=true"]

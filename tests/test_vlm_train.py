@@ -146,3 +146,24 @@ def test_vlm_never_imports_train_or_rl_and_targets_never_imports_vlm():
     from lookright.train.teach import evaluate_teacher, teach  # noqa: F401  (the supervised pipeline owns `teach`)
     from lookright.vlm.cache import MaskCache  # noqa: F401
     from lookright.vlm.teacher import VLMSettings, VLMTeacher, split_masks  # noqa: F401
+
+
+def test_a_cache_hit_loads_no_clip(clip_folder, tmp_path, monkeypatch):
+    """Training (and teaching again) on masks already in the cache never loads the CLIP; a run that
+    misses loads it once for all its splits (benchmarks/teacher_cache_cost.py measures the cost)."""
+    from lookright.train import load_config
+    from lookright.train.teach import teach
+    from lookright.train.trainer import train
+    from lookright.vlm.teacher import VLMSettings
+
+    cfg = load_config(CONFIG, _overrides(clip_folder, tmp_path / "cache") + ["log.backends=[]"])
+    teach(cfg, progress=False)
+    loads = []
+    real = VLMSettings.load_clip
+    monkeypatch.setattr(VLMSettings, "load_clip", lambda self: loads.append(self.path) or real(self))
+    assert len(train(cfg, tmp_path / "hit", progress=False)["history"]) == 2
+    assert [r["status"] for r in teach(cfg, progress=False).values()] == ["hit"] * 3
+    assert loads == []
+    train(load_config(CONFIG, _overrides(clip_folder, tmp_path / "empty") + ["log.backends=[]"]), tmp_path / "miss",
+          progress=False)
+    assert loads == [str(clip_folder)]

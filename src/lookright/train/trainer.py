@@ -57,6 +57,7 @@ from lookright.train.fabric import (
     check_accelerator, create_fabric, load_precision_state, precision_state, setup_model, setup_optimizer,
 )
 from lookright.train.schedules import alignment_weight
+from lookright.vlm.teacher import shared_clip
 
 LAST = "checkpoints/last.pt"
 BEST = "checkpoints/best.pt"
@@ -328,7 +329,7 @@ def load_data(cfg: RunConfig, model: nn.Module, extractor, loss_fn, device) -> t
         grid = tuple(x_probe.shape[-2:])  # its region lives at the model input's resolution
     clip = None
     if pipeline is not None and cfg.target.teacher == "vlm":
-        clip = cfg.target.vlm.load_clip()
+        clip = shared_clip(cfg.target.vlm)  # loaded when a split's masks are not in the cache
     tr = (StreamBatches(train_split, model, device, cfg, pipeline, grid) if isinstance(train_split, StreamSplit)
           else TensorBatches(to_tensors(train_split, model, device, cfg, pipeline, grid, "train", clip), pipeline, grid))
     va, te = (EvalSet(s, model, device, cfg, pipeline, grid, name, clip) for s, name in ((val_split, "val"), (test_split, "test")))

@@ -17,6 +17,7 @@ a ``g x g`` grid of patches); ``head`` is the final layer norm and projection.
 
 from __future__ import annotations
 
+import string
 from dataclasses import dataclass, field
 
 import torch
@@ -27,10 +28,27 @@ from lookright.registry import Registry
 from lookright.vlm.backends import ClipBundle
 
 
+def template_problem(template: str, fields: set[str], key: str) -> str | None:
+    """Why ``template`` is not a prompt template whose only replacement fields are ``fields``
+    (``""`` is ``{}``); None when it is. Literal braces are written ``{{`` and ``}}``."""
+    try:
+        used = {name for _, name, _, _ in string.Formatter().parse(template) if name is not None}
+    except ValueError as exc:
+        return f"{key} {template!r} is not a valid template ({exc}); write literal braces as {{{{ and }}}}"
+    unknown = used - fields
+    if unknown:
+        allowed = " or ".join("{" + f + "}" for f in sorted(fields))
+        return (f"{key} {template!r} has the placeholder(s) {', '.join('{' + u + '}' for u in sorted(unknown))}; "
+                f"the only one filled in is {allowed}")
+    return None
+
+
 @dataclass
 class PromptSet:
-    """Foreground templates (``{name}`` is filled with the class name of each image's label) and
-    background words, each turned into a prompt by ``background_template``."""
+    """Foreground template (``{name}`` is filled with the class name of each image's label, e.g.
+    ``"a clean origami {name}."``; without ``{name}`` one prompt serves every image) and background
+    words, each turned into a prompt by ``background_template`` (``{}`` is the word). No other
+    placeholder is allowed; literal braces are ``{{`` and ``}}``."""
 
     foreground: str = "a handwritten digit {name}"
     background: list[str] = field(default_factory=lambda: ["background", "black", "dark"])
@@ -41,12 +59,16 @@ class PromptSet:
     def __post_init__(self) -> None:
         if not self.foreground.strip():
             raise ConfigError("the foreground prompt is empty: give a prompt such as 'a handwritten digit {name}'")
+        for problem in (template_problem(self.foreground, {"name"}, "the foreground prompt"),
+                        template_problem(self.background_template, {""}, "the background template")):
+            if problem:
+                raise ConfigError(problem)
         if "{name}" in self.foreground and not self.class_names:
             raise ConfigError("the foreground prompt uses {name} but class_names is empty")
 
     def foreground_prompts(self) -> list[str]:
         if "{name}" not in self.foreground:
-            return [self.foreground]
+            return [self.foreground.format()]
         return [self.foreground.format(name=n) for n in self.class_names]
 
     def background_prompts(self) -> list[str]:
@@ -88,8 +110,10 @@ def _grid(values: torch.Tensor, clip: ClipBundle) -> torch.Tensor:
 @DENSE_MAPS.register("gradcam")
 def gradcam_map(clip: ClipBundle, images: torch.Tensor, prompts: PromptSet, labels=None) -> torch.Tensor:
     fg, bg = _text_candidates(clip, prompts, labels, images.shape[0])
+    with torch.no_grad():  # the gradient starts at the last block: no graph through the blocks below
+        tokens = clip.tokens(clip.preprocess(images))
     with torch.enable_grad():
-        tokens = clip.tokens(clip.preprocess(images)).detach().requires_grad_(True)
+        tokens.requires_grad_(True)
         z = clip.head(clip.finish(tokens)[:, 0])
         probs = (clip.logit_scale.detach() * _candidate_logits(z, fg.detach(), bg.detach())).softmax(dim=-1)
         (grad,) = torch.autograd.grad(probs[:, 0].sum(), tokens)

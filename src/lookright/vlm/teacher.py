@@ -26,13 +26,15 @@ only, never a ground-truth mask. Importing this module registers the ``vlm`` tea
 
 from __future__ import annotations
 
+import functools
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 import torch
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from lookright.errors import ConfigError, MaskError
 from lookright.targets.teacher import TEACHERS
@@ -41,7 +43,7 @@ from lookright.vlm.cache import MaskCache, cache_key, digest_array, digest_file
 from lookright.vlm.crf import CRFSettings, crf_refine
 from lookright.vlm.decoder import DecoderSettings, decoder_problems, fit_decoder
 from lookright.vlm.decoder_store import DecoderStore
-from lookright.vlm.dense import PromptSet, dense_map
+from lookright.vlm.dense import PromptSet, dense_map, template_problem
 from lookright.vlm.postprocess import affinity_refine, soft_and_thresholds
 
 DIGITS = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
@@ -59,7 +61,8 @@ class VLMSettings(BaseModel):
     checkpoint: str | None = None  # open_clip: weights file
     method: Literal["gradcam", "maskclip", "surgery"] = "maskclip"
     method_options: dict[str, Any] = Field(default_factory=dict)
-    foreground: str | None = Field(None, description="prompt per image, {name} = its class name (default: "
+    foreground: str | None = Field(None, description="prompt template per image, {name} = the class name of its "
+                                   "label, e.g. 'a clean origami {name}.' (default: "
                                    f"{DIGIT_PROMPT!r} on the MNIST benchmarks, {PHOTO_PROMPT!r} on user data)")
     background: list[str] = Field(default_factory=lambda: ["background", "black", "dark"])
     background_template: str = "{}"
@@ -74,6 +77,22 @@ class VLMSettings(BaseModel):
     crf: CRFSettings = Field(default_factory=CRFSettings)
     cache_dir: str | None = "~/.cache/lookright/masks"
     mode: Literal["cache", "on-the-fly"] = "cache"
+
+    @field_validator("foreground")
+    @classmethod
+    def _foreground_template(cls, value: str | None) -> str | None:
+        problem = None if value is None else template_problem(value, {"name"}, "target.vlm.foreground")
+        if problem:
+            raise ValueError(problem)
+        return value
+
+    @field_validator("background_template")
+    @classmethod
+    def _background_template(cls, value: str) -> str:
+        problem = template_problem(value, {""}, "target.vlm.background_template")
+        if problem:
+            raise ValueError(problem)
+        return value
 
     @model_validator(mode="after")
     def _decoder_is_fitted_before_training(self) -> VLMSettings:
@@ -109,7 +128,7 @@ class VLMSettings(BaseModel):
         elif self.checkpoint:
             files = [Path(self.checkpoint).expanduser()]
         return {"backend": self.backend, "path": self.path, "model_name": self.model_name,
-                "checkpoint": self.checkpoint, "files": {p.name: digest_file(p) for p in files if p.is_file()}}
+                "checkpoint": self.checkpoint, "files": {p.name: weights_digest(p) for p in files if p.is_file()}}
 
     def key_fields(self) -> dict:
         """What the masks depend on (a stage that is off adds nothing, so older entries stay valid)."""
@@ -119,6 +138,18 @@ class VLMSettings(BaseModel):
         return {"model": self.model_identity(), **stages, **self.model_dump(
             include={"method", "method_options", "foreground", "background", "background_template", "class_names",
                      "threshold", "refine_steps", "refine_tau"})}
+
+
+def weights_digest(path: Path) -> str:
+    """SHA-256 of a model file, computed once per process while the file keeps its inode, size and
+    modification time (a run's splits share it: a ViT-B/16's 600 MB are hashed once, not per split)."""
+    st = path.stat()
+    return _digest_once(str(path.resolve()), st.st_ino, st.st_size, st.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=64)
+def _digest_once(path: str, _inode: int, _size: int, _mtime_ns: int) -> str:
+    return digest_file(Path(path))
 
 
 class TeacherWarning(UserWarning):
@@ -131,14 +162,31 @@ def _seed_probability(soft: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
     return torch.where(soft < t, 0.5 * soft / t, 0.5 + 0.5 * (soft - t) / (1 - t)).clamp(0, 1)
 
 
+def shared_clip(settings: VLMSettings) -> Callable[[], ClipBundle]:
+    """A loader of the CLIP ``settings`` name that loads it on its first call and returns that same
+    bundle afterwards: the teachers of a run's splits share one CLIP, and a run whose masks all
+    come from the cache never loads it (no ``transformers`` import, no weights read)."""
+    return functools.cache(settings.load_clip)
+
+
 class VLMTeacher:
-    def __init__(self, settings: VLMSettings, labels: torch.Tensor | np.ndarray | None = None, clip=None) -> None:
+    """``clip``: a :class:`ClipBundle`, a zero-argument loader of one (:func:`shared_clip`), or None
+    (the CLIP of ``settings``). It is loaded on first use only: a cache hit needs no CLIP."""
+
+    def __init__(self, settings: VLMSettings, labels: torch.Tensor | np.ndarray | None = None,
+                 clip: ClipBundle | Callable[[], ClipBundle] | None = None) -> None:
         self.settings = settings.for_dataset(None)  # resolved prompts, as the cache key records them
         self.prompts = self.settings.prompts()
         self.labels = None if labels is None else torch.as_tensor(np.asarray(labels)).long()
-        self.clip = clip or settings.load_clip()
+        self._clip = clip if clip is not None else shared_clip(settings)
         self.decoder = None  # fitted by fit_decoder (decoder stage)
         self.decoder_record: dict | None = None
+
+    @property
+    def clip(self) -> ClipBundle:
+        if not isinstance(self._clip, ClipBundle):
+            self._clip = self._clip()
+        return self._clip
 
     @staticmethod
     def _floats(images: torch.Tensor) -> torch.Tensor:
