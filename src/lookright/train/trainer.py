@@ -18,6 +18,8 @@ steps after it).
 
 from __future__ import annotations
 
+import functools
+
 import time
 from contextlib import closing
 from dataclasses import dataclass, replace
@@ -57,7 +59,6 @@ from lookright.train.fabric import (
     check_accelerator, create_fabric, load_precision_state, precision_state, setup_model, setup_optimizer,
 )
 from lookright.train.schedules import alignment_weight
-from lookright.vlm.teacher import shared_clip
 
 LAST = "checkpoints/last.pt"
 BEST = "checkpoints/best.pt"
@@ -329,7 +330,7 @@ def load_data(cfg: RunConfig, model: nn.Module, extractor, loss_fn, device) -> t
         grid = tuple(x_probe.shape[-2:])  # its region lives at the model input's resolution
     clip = None
     if pipeline is not None and cfg.target.teacher == "vlm":
-        clip = shared_clip(cfg.target.vlm)  # loaded when a split's masks are not in the cache
+        clip = functools.cache(cfg.target.vlm.load_clip)  # loaded when a split's masks are not in the cache
     tr = (StreamBatches(train_split, model, device, cfg, pipeline, grid) if isinstance(train_split, StreamSplit)
           else TensorBatches(to_tensors(train_split, model, device, cfg, pipeline, grid, "train", clip), pipeline, grid))
     va, te = (EvalSet(s, model, device, cfg, pipeline, grid, name, clip) for s, name in ((val_split, "val"), (test_split, "test")))
