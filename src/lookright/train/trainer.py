@@ -19,7 +19,6 @@ steps after it).
 from __future__ import annotations
 
 import functools
-
 import time
 from contextlib import closing
 from dataclasses import dataclass, replace
