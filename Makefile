@@ -64,12 +64,17 @@ reproduce-decoy-cdep: $(STAMP)
 	  $(VENV)/bin/lookright sweep $$c --seeds $(SEEDS) --jobs $(JOBS) || exit 1; done
 	$(VENV)/bin/lookright summarize runs/recipe --paired -vanilla --out runs/recipe/results.md
 
-# PPO vs PPO + CAMAL vs PPO + KL on CueGrid, 5 seeds each (about 25 minutes on 2 cores):
-# Agents where the cue decides the outcome: trap-dot CueGrid and the moving cue, one table per environment
+# Agents where the cue decides the outcome (docs/results.md): trap-dot CueGrid and the moving cue, PPO
+# vanilla / counterfactual term / CAMAL; on trap-dot also PPO + CAMAL + the term and A2C vanilla / term;
+# one table per environment and one for A2C (about 75 minutes on 2 cores):
 reproduce-rl-cue: $(STAMP)
 	for e in dot moving; do for m in vanilla counterfactual camal; do \
-	  $(VENV)/bin/lookright rl train configs/rl/cuegrid-$$e-$$m.yaml --seeds $(SEEDS) --jobs $(JOBS) out_dir=runs/rl-cue/$$e || exit 1; done; \
-	  $(VENV)/bin/lookright rl summarize runs/rl-cue/$$e --out runs/rl-cue/$$e/results.md || exit 1; done
+	  $(VENV)/bin/lookright rl train configs/rl/cuegrid-$$e-$$m.yaml --seeds $(SEEDS) --jobs $(JOBS) out_dir=runs/rl-cue/$$e || exit 1; done; done
+	for m in camal-counterfactual a2c-vanilla a2c-counterfactual; do \
+	  $(VENV)/bin/lookright rl train configs/rl/cuegrid-dot-$$m.yaml --seeds $(SEEDS) --jobs $(JOBS) out_dir=runs/rl-cue/dot || exit 1; done
+	for e in dot moving; do \
+	  $(VENV)/bin/lookright rl summarize runs/rl-cue/$$e --reference cuegrid-$$e-vanilla --out runs/rl-cue/$$e/results.md || exit 1; done
+	$(VENV)/bin/lookright rl summarize runs/rl-cue/dot --reference cuegrid-dot-a2c-vanilla --out runs/rl-cue/dot/a2c.md
 
 reproduce-rl: $(STAMP)
 	for m in vanilla camal kl; do \

@@ -93,18 +93,40 @@ def test_a_share_of_the_minibatch_carries_the_counterfactual_term():
 
     obs = observations()
     n = len(obs[MASK])
-    clean = (torch.randn(n, 4), torch.randn(n, 1))
-    part, targets = subsample(obs, clean, 0.5)
     k = -(-n // 2)
-    assert all(len(v) == k for v in part.values()) and [len(t) for t in targets] == [k, k]
-    assert torch.equal(part[PIXELS], obs[PIXELS][:k]) and torch.equal(targets[0], clean[0][:k])
-    assert subsample(obs, clean, 1.0) == (obs, clean)
-    assert len(subsample(obs, None, 1e-6)[0][MASK]) == 2  # a partner always exists
+    part = subsample(obs, 0.5)
+    assert all(len(v) == k for v in part.values()) and torch.equal(part[PIXELS], obs[PIXELS][:k])
+    assert subsample(obs, 1.0) is obs
+    assert len(subsample(obs, 1e-6)[MASK]) == 2  # a partner always exists
     model = agent(AlignedPPO, counterfactual=1.0, counterfactual_share=0.25, **PPO_KW)
     model.learn(128)
     assert model.attention_history[-1]["counterfactual_loss"] > 0
     with pytest.raises(Exception, match="counterfactual_share must be in"):
         agent(AlignedPPO, counterfactual=1.0, counterfactual_share=0.0, **PPO_KW)
+
+
+def test_the_counterfactuals_in_the_update_pass_give_the_two_pass_term():
+    """forward_minibatch appends the counterfactual observations to the minibatch's own pass: the
+    minibatch's outputs and the term equal a pass of their own each (float reassociation aside)."""
+    from lookright.rl.alignment import consistency, counterfactual_consistency, subsample
+
+    model = agent(AlignedPPO, counterfactual=1.0, counterfactual_share=0.5, **PPO_KW)
+    obs = observations()
+    actions = torch.arange(len(obs[MASK])) % 4
+    values, log_prob, entropy, cam, logits, pair = model.forward_minibatch(obs, actions, torch.Generator().manual_seed(3))
+    alone = model.policy.evaluate_actions_with_attention(obs, actions, with_logits=True)
+    for fused, own in zip((values, log_prob, entropy, cam, logits), alone):
+        torch.testing.assert_close(fused, own, rtol=1e-5, atol=1e-6)
+    k = len(pair[0])
+    two_pass = counterfactual_consistency(model.policy, subsample(obs, 0.5), (logits[:k], values[:k]),
+                                          torch.Generator().manual_seed(3))
+    fused_term = consistency(*pair)
+    torch.testing.assert_close(fused_term, two_pass, rtol=1e-5, atol=1e-6)
+    weight = model.policy.action_net.weight  # the same gradient: the targets are held fixed in both
+    (g_fused,) = torch.autograd.grad(fused_term, weight, retain_graph=True)
+    (g_two,) = torch.autograd.grad(two_pass, weight)
+    torch.testing.assert_close(g_fused, g_two, rtol=1e-4, atol=1e-6)
+    assert g_fused.abs().sum() > 0
 
 
 def test_the_moving_cue_keeps_its_rule_at_every_step():
@@ -139,3 +161,17 @@ def test_an_a2c_run_trains_evaluates_and_loads_back(tmp_path):
     assert metrics["attention_history"][-1]["counterfactual_loss"] > 0
     loaded = load_run(tmp_path / "a2c")
     assert type(loaded.model).__name__ == "AlignedA2C"
+
+
+def test_every_shipped_rl_config_validates():
+    from pathlib import Path
+
+    from lookright.rl.config import load_rl_config
+
+    configs = sorted((Path(__file__).resolve().parents[1] / "configs" / "rl").glob("[a-z]*.yaml"))
+    assert len(configs) >= 10
+    for path in configs:
+        cfg = load_rl_config(path)
+        assert cfg.name == path.stem
+        assert ("a2c" in path.stem) == (cfg.agent.algorithm == "a2c")
+        assert ("counterfactual" in path.stem) == (cfg.align.counterfactual > 0)

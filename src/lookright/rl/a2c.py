@@ -30,9 +30,7 @@ class AlignedA2C(AttentionTerms, A2C):
         logs = new_log()
         for batch in self.rollout_buffer.get(batch_size=None):
             actions = batch.actions.long().flatten()
-            values, log_prob, entropy, cam, logits = self.policy.evaluate_actions_with_attention(
-                batch.observations, actions, with_logits=True)
-            clean = (logits, values)  # the counterfactual term's fixed targets
+            values, log_prob, entropy, cam, _, pair = self.forward_minibatch(batch.observations, actions, generator)
             values = values.flatten()
             advantages = batch.advantages
             if self.normalize_advantage:
@@ -42,7 +40,7 @@ class AlignedA2C(AttentionTerms, A2C):
             entropy_loss = -th.mean(entropy)
             loss = policy_loss + self.ent_coef * entropy_loss + self.vf_coef * value_loss
             self.check_finite(loss, 0, 0, lam)
-            extra = self.extra_loss(loss_fn, batch.observations, cam, lam, logs, generator, clean)
+            extra = self.extra_loss(loss_fn, batch.observations, cam, lam, logs, pair)
             if extra is not None:
                 loss = loss + extra
                 self.check_finite(loss, 0, 0, lam)

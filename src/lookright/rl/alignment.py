@@ -15,7 +15,9 @@
   cue that is only read, never attended, is removed too), in the form of DrAC's augmentation
   regulariser. ``align.counterfactual_share`` (``rho``) computes ``L_cf`` on the first
   ``ceil(rho * B)`` states of each minibatch of ``B`` (minibatches are random draws of the rollout,
-  so this is an unbiased subsample): its cost is one forward and backward of ``rho * B`` states.
+  so this is an unbiased subsample). The counterfactual observations join the minibatch in the
+  update's own forward pass (:meth:`AttentionTerms.forward_minibatch`), so the term costs
+  ``rho * B`` more states in one pass, not a pass of its own.
 
 Both are zero and cost nothing when unset: ``align.loss: null`` and ``counterfactual: 0`` give
 the algorithm's own update exactly (tested against stock SB3 PPO).
@@ -91,11 +93,29 @@ class AttentionTerms:
             f"the {type(self).__name__.removeprefix('Aligned')} loss is {float(loss.detach())} at timestep {self.num_timesteps} "
             f"(update epoch {epoch + 1}, minibatch {step + 1}); training stopped there. Lower {cause}")
 
+    def forward_minibatch(self, observations: dict, actions: th.Tensor, generator: th.Generator):
+        """The update's forward pass over a minibatch of ``B`` states: ``(values, log_prob, entropy,
+        cam, logits, pair)`` of the minibatch, as ``evaluate_actions_with_attention`` gives them.
+        With the counterfactual term on, the counterfactual observations of the minibatch's first
+        ``k = ceil(rho * B)`` states are appended to the same pass and ``pair`` is ``(logits[:k],
+        values[:k], logits_cf, values_cf)`` (else None)."""
+        n = len(actions)
+        cf = None
+        if self.counterfactual > 0:
+            cf = counterfactual_observations(subsample(observations, self.counterfactual_share), generator)
+            k = len(cf[MASK])
+            observations = {key: th.cat([observations[key].to(cf[key].dtype), cf[key]]) for key in cf}
+            actions = th.cat([actions, actions[:k]])
+        values, log_prob, entropy, cam, logits = self.policy.evaluate_actions_with_attention(
+            observations, actions, with_logits=True)
+        pair = None if cf is None else (logits[:k], values[:k], logits[n:], values[n:])
+        return values[:n], log_prob[:n], entropy[:n], cam[:n], logits[:n], pair
+
     def extra_loss(self, loss_fn, observations: dict, cam: th.Tensor, lam: float, logs: dict,
-                   generator: th.Generator, clean: tuple[th.Tensor, th.Tensor] | None = None) -> th.Tensor | None:
+                   pair: tuple | None = None) -> th.Tensor | None:
         """``lambda * L_align + alpha * L_cf`` of a minibatch (None when neither is set); logs
-        ``align``, ``skipped`` (states with an empty mask) and ``counterfactual``. ``clean``: the
-        update's own ``(logits, values)`` of these observations, reused as the term's fixed targets."""
+        ``align``, ``skipped`` (states with an empty mask) and ``counterfactual``. ``pair``: the
+        clean and counterfactual outputs of :meth:`forward_minibatch`."""
         extra = None
         if loss_fn is not None:
             align, valid = loss_fn.evaluate(cam, cell_mask(observations[MASK], tuple(cam.shape[-2:])))
@@ -104,8 +124,9 @@ class AttentionTerms:
             if lam > 0:
                 extra = lam * align
         if self.counterfactual > 0:
-            cf = counterfactual_consistency(self.policy, *subsample(observations, clean, self.counterfactual_share),
-                                            generator)
+            if pair is None:
+                raise ValueError("the counterfactual term needs the outputs of forward_minibatch")
+            cf = consistency(*pair)
             logs["counterfactual"].append(cf.item())
             extra = self.counterfactual * cf if extra is None else extra + self.counterfactual * cf
         return extra
@@ -123,14 +144,11 @@ class AttentionTerms:
                                        "value_loss": value_loss, "entropy": entropy})
 
 
-def subsample(observations: dict, clean: tuple[th.Tensor, th.Tensor] | None,
-              share: float) -> tuple[dict, tuple[th.Tensor, th.Tensor] | None]:
-    """The first ``ceil(share * B)`` (at least 2, so a partner exists) of a minibatch's states and targets."""
+def subsample(observations: dict, share: float) -> dict:
+    """The first ``ceil(share * B)`` (at least 2, so a partner exists) of a minibatch's ``B`` states."""
     n = len(next(iter(observations.values())))
     k = min(n, max(2, math.ceil(share * n)))
-    if k == n:
-        return observations, clean
-    return {key: v[:k] for key, v in observations.items()}, None if clean is None else tuple(t[:k] for t in clean)
+    return observations if k == n else {key: v[:k] for key, v in observations.items()}
 
 
 def counterfactual_observations(observations: dict, generator: th.Generator) -> dict:
@@ -141,18 +159,22 @@ def counterfactual_observations(observations: dict, generator: th.Generator) -> 
     return {PIXELS: swap_fill(pixels, mask, pixels[p], mask[p]), MASK: observations[MASK]}
 
 
+def consistency(logits: th.Tensor, value: th.Tensor, logits_cf: th.Tensor, value_cf: th.Tensor) -> th.Tensor:
+    """``KL(pi(.|s) || pi(.|s')) + (V(s) - V(s'))^2``, batch means, with ``pi(.|s)`` and ``V(s)``
+    (``logits``, ``value``) held fixed."""
+    target = F.log_softmax(logits.detach(), dim=1)
+    kl = (target.exp() * (target - F.log_softmax(logits_cf, dim=1))).sum(dim=1).mean()
+    return kl + F.mse_loss(value_cf, value.detach())
+
+
 def counterfactual_consistency(policy, observations: dict, clean: tuple[th.Tensor, th.Tensor] | None,
                                generator: th.Generator) -> th.Tensor:
-    """``KL(pi(.|s) || pi(.|s')) + (V(s) - V(s'))^2``, batch means, with ``pi(.|s)``, ``V(s)`` fixed:
-    ``clean = (logits, values)`` when the caller has them, else one more forward without a graph."""
+    """:func:`consistency` of ``observations`` and their counterfactuals, each through a pass of
+    its own: ``clean = (logits, values)`` when the caller has them, else a forward without a graph."""
     if clean is None:
         with th.no_grad():
             clean = policy.logits_and_value(observations)
-    logits, value = (t.detach() for t in clean)
-    logits_cf, value_cf = policy.logits_and_value(counterfactual_observations(observations, generator))
-    target = F.log_softmax(logits, dim=1)
-    kl = (target.exp() * (target - F.log_softmax(logits_cf, dim=1))).sum(dim=1).mean()
-    return kl + F.mse_loss(value_cf, value)
+    return consistency(*clean, *policy.logits_and_value(counterfactual_observations(observations, generator)))
 
 
 def new_log(*extra: str) -> dict[str, list[float]]:

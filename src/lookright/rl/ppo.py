@@ -37,9 +37,7 @@ class AlignedPPO(AttentionTerms, PPO):
         for epoch in range(self.n_epochs):
             for step, batch in enumerate(self.rollout_buffer.get(self.batch_size)):
                 actions = batch.actions.long().flatten()
-                values, log_prob, entropy, cam, logits = self.policy.evaluate_actions_with_attention(
-                    batch.observations, actions, with_logits=True)
-                clean = (logits, values)  # the counterfactual term's fixed targets
+                values, log_prob, entropy, cam, _, pair = self.forward_minibatch(batch.observations, actions, generator)
                 values = values.flatten()
                 advantages = batch.advantages
                 if self.normalize_advantage and len(advantages) > 1:
@@ -52,7 +50,7 @@ class AlignedPPO(AttentionTerms, PPO):
                 entropy_loss = -th.mean(entropy)
                 loss = policy_loss + self.ent_coef * entropy_loss + self.vf_coef * value_loss
                 self.check_finite(loss, epoch, step, lam)  # NaN weights: stop before the map is read
-                extra = self.extra_loss(loss_fn, batch.observations, cam, lam, logs, generator, clean)
+                extra = self.extra_loss(loss_fn, batch.observations, cam, lam, logs, pair)
                 if extra is not None:
                     loss = loss + extra
                     self.check_finite(loss, epoch, step, lam)
