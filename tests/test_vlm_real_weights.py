@@ -44,7 +44,7 @@ def vitb16_folder(tmp_path_factory):
 
     folder = tmp_path_factory.mktemp("clip-vit-base-patch16")
     torch.manual_seed(0)
-    tok = build_tokenizer([f"a clean origami {d}." for d in DIGITS] + ["background black dark"],
+    tok = build_tokenizer(["a clean origami digit."] + [f"a clean origami {d}." for d in DIGITS] + ["background black dark"],
                           tmp_path_factory.mktemp("vocab"))
     build_small_clip(tok, image_size=224, patch_size=16, width=32, layers=2, heads=2, embed_dim=16).save_pretrained(folder)
     CLIPProcessor(image_processor=CLIPImageProcessor(), tokenizer=tok).save_pretrained(folder)
@@ -93,7 +93,7 @@ def test_the_config_is_the_papers_teacher():
     assert (v.backend, v.path, v.method, v.threshold) == ("hf", "models/clip-vit-base-patch16", "gradcam", "otsu")
     assert v.refine_steps > 0 and v.decoder.enabled and v.crf.enabled and v.mode == "cache"
     prompts = v.prompts()
-    assert prompts.foreground_prompts() == [f"a clean origami {d}." for d in DIGITS]
+    assert prompts.foreground_prompts() == ["a clean origami digit."]
     assert prompts.background_prompts() == ["background", "black", "dark"]
 
 
@@ -132,7 +132,7 @@ def test_the_papers_teacher_runs_every_stage_on_a_vit_b16_folder(vitb16_folder, 
     assert sorted(meta["fields"]["dataset"]["split"] for _, meta in entries) == ["test", "train", "val"]
     for folder, meta in entries:
         teacher = meta["fields"]["teacher"]
-        assert teacher["foreground"] == "a clean origami {name}." and teacher["class_names"] == DIGITS
+        assert teacher["foreground"] == "a clean origami digit." and teacher["class_names"] == DIGITS
         assert teacher["method"] == "gradcam" and teacher["refine_steps"] == 2 and {"decoder", "crf"} <= set(teacher)
         shape = (sizes[meta["fields"]["dataset"]["split"]], 28, 28)  # one mask per image, at the data's size
         assert tuple(meta["shape"]) == shape
@@ -149,7 +149,7 @@ def test_the_papers_teacher_evaluates_the_requested_images(vitb16_folder, tmp_pa
     assert result.exit_code == 0, result.output
     report = json.loads((out / "mask_quality.json").read_text())
     assert report["images"] == 20 and set(report["methods"]) == {"gradcam"}
-    assert report["teacher"]["foreground"] == "a clean origami {name}."
+    assert report["teacher"]["foreground"] == "a clean origami digit."
     r = report["methods"]["gradcam"]
     assert 0 <= r["iou"] <= 1 and r["decoder"]["images"] > 0 and (out / "pseudo_masks.png").stat().st_size > 0
 
