@@ -101,6 +101,7 @@ def test_two_processes_train_as_one_device(tmp_path):
     assert train(ddp, tmp_path / "two", progress=False, stop_after_epoch=3) == {"interrupted_after_epoch": 3}
     two = train(ddp, tmp_path / "two", resume=True, progress=False)  # phase 2 resumed on two processes
     saved = json.loads((tmp_path / "two" / "metrics.json").read_text())
+    assert two["shifted_test_acc"] == saved["shifted_test_acc"]  # what train returns is what the folder holds
     assert saved["devices"] == 2 and one["devices"] == 1 and saved["sizes"] == one["sizes"]
     assert (tmp_path / "two" / "checkpoints" / "best.pt").is_file()
     for a, b in zip(one["history"], saved["history"], strict=True):

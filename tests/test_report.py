@@ -13,7 +13,7 @@ import pytest
 from typer.testing import CliRunner
 
 from lookright.cli import app
-from lookright.errors import CheckpointError, LookrightError
+from lookright.errors import LookrightError
 from lookright.report.page import FIGURES, write_report
 from lookright.train import train
 from lookright.train.config import build_config, dump_config

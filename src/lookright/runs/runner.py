@@ -22,7 +22,7 @@ from dataclasses import dataclass, field, replace
 from multiprocessing import get_context
 from pathlib import Path
 
-from lookright.errors import ConfigError, LookrightError, RunError
+from lookright.errors import ConfigError, RunError
 from lookright.runs.config import parse_value, split_assignment
 from lookright.runs.folder import RunFolder
 
