@@ -33,7 +33,7 @@ from lookright.train.config import RunConfig
 from lookright.train.trainer import load_splits
 from lookright.atomic import write_json_atomic
 from lookright.vlm.figures import teacher_figure
-from lookright.vlm.teacher import VLMTeacher, shared_clip, split_masks
+from lookright.vlm.teacher import VLMTeacher, split_masks
 
 
 def _splits(cfg: RunConfig) -> tuple[RunConfig, dict]:
@@ -56,7 +56,7 @@ def teach(cfg: RunConfig, progress: bool = True) -> dict:
         raise ConfigError("target.vlm.cache_dir is null: there is no cache to fill")
     cfg, splits = _splits(cfg)
     v = cfg.target.vlm
-    clip = shared_clip(v)  # loaded by the first split that misses the cache
+    clip = v.clip_loader()  # loaded by the first split that misses the cache
     out = {}
     with progress_bar(progress) as bar:
         for name, split in splits.items():

@@ -18,7 +18,6 @@ steps after it).
 
 from __future__ import annotations
 
-import functools
 import time
 from contextlib import closing
 from dataclasses import dataclass, replace
@@ -329,7 +328,7 @@ def load_data(cfg: RunConfig, model: nn.Module, extractor, loss_fn, device) -> t
         grid = tuple(x_probe.shape[-2:])  # its region lives at the model input's resolution
     clip = None
     if pipeline is not None and cfg.target.teacher == "vlm":
-        clip = functools.cache(cfg.target.vlm.load_clip)  # loaded when a split's masks are not in the cache
+        clip = cfg.target.vlm.clip_loader()  # loaded when a split's masks are not in the cache
     tr = (StreamBatches(train_split, model, device, cfg, pipeline, grid) if isinstance(train_split, StreamSplit)
           else TensorBatches(to_tensors(train_split, model, device, cfg, pipeline, grid, "train", clip), pipeline, grid))
     va, te = (EvalSet(s, model, device, cfg, pipeline, grid, name, clip) for s, name in ((val_split, "val"), (test_split, "test")))

@@ -119,6 +119,12 @@ class VLMSettings(BaseModel):
         """The CLIP these settings name, from local files."""
         return load_clip(self.backend, self.path, self.model_name, self.checkpoint, self.device)
 
+    def clip_loader(self) -> Callable[[], ClipBundle]:
+        """A loader of that CLIP that loads it on its first call and returns that same bundle
+        afterwards: the teachers of a run's splits share one CLIP, and a run whose masks all come
+        from the cache never loads it (no ``transformers`` import, no weights read)."""
+        return functools.cache(self.load_clip)
+
     def model_identity(self) -> dict:
         """Backend, location and a digest of the weight files (so changed weights miss the cache)."""
         files: list[Path] = []
@@ -162,15 +168,8 @@ def _seed_probability(soft: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
     return torch.where(soft < t, 0.5 * soft / t, 0.5 + 0.5 * (soft - t) / (1 - t)).clamp(0, 1)
 
 
-def shared_clip(settings: VLMSettings) -> Callable[[], ClipBundle]:
-    """A loader of the CLIP ``settings`` name that loads it on its first call and returns that same
-    bundle afterwards: the teachers of a run's splits share one CLIP, and a run whose masks all
-    come from the cache never loads it (no ``transformers`` import, no weights read)."""
-    return functools.cache(settings.load_clip)
-
-
 class VLMTeacher:
-    """``clip``: a :class:`ClipBundle`, a zero-argument loader of one (:func:`shared_clip`), or None
+    """``clip``: a :class:`ClipBundle`, a zero-argument loader of one (:meth:`VLMSettings.clip_loader`), or None
     (the CLIP of ``settings``). It is loaded on first use only: a cache hit needs no CLIP."""
 
     def __init__(self, settings: VLMSettings, labels: torch.Tensor | np.ndarray | None = None,
@@ -178,7 +177,7 @@ class VLMTeacher:
         self.settings = settings.for_dataset(None)  # resolved prompts, as the cache key records them
         self.prompts = self.settings.prompts()
         self.labels = None if labels is None else torch.as_tensor(np.asarray(labels)).long()
-        self._clip = clip if clip is not None else shared_clip(settings)
+        self._clip = clip if clip is not None else settings.clip_loader()
         self.decoder = None  # fitted by fit_decoder (decoder stage)
         self.decoder_record: dict | None = None
 
