@@ -10,7 +10,7 @@ from stable_baselines3.common.env_util import make_vec_env
 
 import lookright.rl  # noqa: F401  (registers the environments)
 from lookright.rl.a2c import AlignedA2C
-from lookright.rl.alignment import counterfactual_consistency, counterfactual_observations
+from lookright.rl.alignment import consistency, counterfactual_observations
 from lookright.rl.policy import GapActorCriticPolicy
 from lookright.rl.ppo import AlignedPPO
 from lookright.rl.wrappers import MASK, PIXELS, make_env
@@ -18,6 +18,15 @@ from lookright.rl.wrappers import MASK, PIXELS, make_env
 torch.set_num_threads(1)
 PPO_KW = dict(n_steps=64, batch_size=64, n_epochs=2, learning_rate=1e-3)
 A2C_KW = dict(n_steps=16, learning_rate=1e-3)
+
+
+def counterfactual_consistency(policy, observations: dict, clean, generator) -> torch.Tensor:
+    """The term with its observations and their counterfactuals through a pass each (the reference
+    for the update's fused pass): ``clean = (logits, values)``, or None for a forward without a graph."""
+    if clean is None:
+        with torch.no_grad():
+            clean = policy.logits_and_value(observations)
+    return consistency(*clean, *policy.logits_and_value(counterfactual_observations(observations, generator)))
 
 
 def agent(cls, policy="GapCnnPolicy", seed=0, **kwargs):
@@ -108,7 +117,7 @@ def test_a_share_of_the_minibatch_carries_the_counterfactual_term():
 def test_the_counterfactuals_in_the_update_pass_give_the_two_pass_term():
     """forward_minibatch appends the counterfactual observations to the minibatch's own pass: the
     minibatch's outputs and the term equal a pass of their own each (float reassociation aside)."""
-    from lookright.rl.alignment import consistency, counterfactual_consistency, subsample
+    from lookright.rl.alignment import subsample
 
     model = agent(AlignedPPO, counterfactual=1.0, counterfactual_share=0.5, **PPO_KW)
     obs = observations()

@@ -167,16 +167,6 @@ def consistency(logits: th.Tensor, value: th.Tensor, logits_cf: th.Tensor, value
     return kl + F.mse_loss(value_cf, value.detach())
 
 
-def counterfactual_consistency(policy, observations: dict, clean: tuple[th.Tensor, th.Tensor] | None,
-                               generator: th.Generator) -> th.Tensor:
-    """:func:`consistency` of ``observations`` and their counterfactuals, each through a pass of
-    its own: ``clean = (logits, values)`` when the caller has them, else a forward without a graph."""
-    if clean is None:
-        with th.no_grad():
-            clean = policy.logits_and_value(observations)
-    return consistency(*clean, *policy.logits_and_value(counterfactual_observations(observations, generator)))
-
-
 def new_log(*extra: str) -> dict[str, list[float]]:
     """Per-update lists of the logged quantities."""
     return {k: [] for k in ("align", "skipped", "counterfactual", *extra)}
