@@ -28,11 +28,15 @@ def pretrain_cmd(
     n_mnist: Annotated[int | None, typer.Option(min=1, help="first N MNIST training digits")] = 20000,
     holdout: Annotated[int, typer.Option(min=1, help="last MNIST training digits kept out for zero-shot tests")] = 5000,
     objective: Annotated[str, typer.Option(help="cls (CLIP's loss on the class token) | patch (plus a patch-level "
-                                                "multiple-instance term) | patch-bg (plus a figure-ground term); "
+                                                "multiple-instance term) | patch-bg (plus a figure-ground term) | "
+                                                "region (plus a term on side-by-side composites); "
                                                 "see docs/vlm-teachers.md")] = "cls",
     patch_weight: Annotated[float, typer.Option(min=0, help="weight of the patch term (objective patch)")] = 1.0,
     patch_tau: Annotated[float, typer.Option(min=1e-3, help="softmax temperature over patches (objective patch)")] = 0.1,
     shift: Annotated[int, typer.Option(min=0, help="random translations of up to SHIFT pixels")] = 0,
+    p_empty: Annotated[float, typer.Option(min=0, max=1, help="chance that a side of a composite is left empty "
+                                                              "(objective region)")] = 0.25,
+    tint: Annotated[float, typer.Option(min=0, max=1, help="fraction of MNIST digits drawn in a random colour")] = 0.0,
     seed: int = 0,
     threads: Annotated[int | None, typer.Option(min=1)] = None,
     data_dir: Annotated[str | None, typer.Option("--data-dir", help="folder holding mnist/ (else $LOOKRIGHT_DATA)")] = None,
@@ -46,7 +50,8 @@ def pretrain_cmd(
         set_threads(threads, "--threads")
         record = pretrain_clip(out, corpus, epochs, batch_size, lr, image_size=image_size, seed=seed, n_mnist=n_mnist,
                                n_shapes=n_shapes, holdout=holdout, data_dir=data_dir, embedded=embedded,
-                               objective=objective, patch_weight=patch_weight, patch_tau=patch_tau, shift=shift)
+                               objective=objective, patch_weight=patch_weight, patch_tau=patch_tau, shift=shift,
+                               p_empty=p_empty, tint=tint)
     except LookrightError as exc:
         fail(exc)
     table = Table(title=f"zero-shot accuracy on held-out images ({record['wall_time_s']:.0f}s of pretraining)")

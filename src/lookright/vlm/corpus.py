@@ -6,11 +6,16 @@
 * ``shapes``: the synthetic shapes of :mod:`lookright.data.shapes` with their captions.
 * ``mnist-shapes``: both, shuffled together.
 
+``tint`` (default 0): that fraction of the MNIST digits is drawn in a random colour (hue uniform,
+saturation in [0.5, 1], full value: ``x_c = grey * colour_c``) and captioned from the templates that
+name no colour. A general colour augmentation: each digit's colour is drawn independently of its
+label, so it carries no shortcut.
+
 Every corpus also holds ``empty_fraction`` (default 5%) all-black images captioned from
 :data:`BACKGROUND_CAPTIONS`, so that background prompts ("background", "black", "dark") mean
 something to the text tower.
 
-Nothing here reads the MNIST test split, and nothing draws a shortcut (colour, patch).
+Nothing here reads the MNIST test split, and nothing draws a shortcut (a label-coded colour or patch).
 """
 
 from __future__ import annotations
@@ -57,8 +62,15 @@ def fit_digits(images: np.ndarray, size: int) -> np.ndarray:
     return x.clamp(0, 255).round().to(torch.uint8).expand(-1, 3, -1, -1).numpy().copy()
 
 
+def random_colours(n: int, rng: np.random.Generator) -> np.ndarray:
+    """``(n, 3)`` RGB in [0, 1]: hue uniform, saturation uniform in [0.5, 1], value 1."""
+    h, s = rng.random(n), rng.uniform(0.5, 1.0, n)
+    k = (np.array([5.0, 3.0, 1.0])[None] + h[:, None] * 6) % 6
+    return 1 - s[:, None] * np.clip(np.minimum(k, 4 - k), 0, 1)
+
+
 def mnist_captioned(n: int | None, image_size: int, seed: int, holdout: int, data_dir=None,
-                    embedded: bool = False, held_out: bool = False) -> Captioned:
+                    embedded: bool = False, held_out: bool = False, tint: float = 0.0) -> Captioned:
     mnist = load_embedded() if embedded else load_mnist(data_dir)
     images, labels = mnist.train_images, mnist.train_labels
     if holdout >= len(images):
@@ -70,7 +82,15 @@ def mnist_captioned(n: int | None, image_size: int, seed: int, holdout: int, dat
     rng = np.random.default_rng(seed)
     captions = [DIGIT_TEMPLATES[int(rng.integers(len(DIGIT_TEMPLATES)))].format(name=DIGIT_NAMES[int(y)])
                 for y in labels]
-    return Captioned(fit_digits(images, image_size), captions, ["mnist"] * len(captions), labels.astype(np.int64))
+    pixels = fit_digits(images, image_size)
+    if tint > 0:
+        tinted = np.flatnonzero(np.random.default_rng(seed + 2).random(len(labels)) < tint)
+        colours = random_colours(len(tinted), np.random.default_rng(seed + 3))
+        pixels[tinted] = np.round(pixels[tinted] * colours[:, :, None, None]).astype(np.uint8)
+        plain = [t for t in DIGIT_TEMPLATES if "white" not in t]
+        for i in tinted:
+            captions[i] = plain[int(rng.integers(len(plain)))].format(name=DIGIT_NAMES[int(labels[i])])
+    return Captioned(pixels, captions, ["mnist"] * len(captions), labels.astype(np.int64))
 
 
 def shapes_captioned(n: int, image_size: int, seed: int) -> Captioned:
@@ -86,12 +106,13 @@ def empty_captioned(n: int, image_size: int, seed: int) -> Captioned:
 
 
 def build_corpus(name: str, image_size: int, seed: int = 0, n_mnist: int | None = None, n_shapes: int = 20000,
-                 holdout: int = 5000, data_dir=None, embedded: bool = False, empty_fraction: float = 0.05) -> Captioned:
+                 holdout: int = 5000, data_dir=None, embedded: bool = False, empty_fraction: float = 0.05,
+                 tint: float = 0.0) -> Captioned:
     if name not in CORPORA:
         raise ConfigError(f"unknown corpus {name!r}; choose one of {', '.join(CORPORA)}")
     parts = []
     if name in ("mnist", "mnist-shapes"):
-        parts.append(mnist_captioned(n_mnist, image_size, seed, holdout, data_dir, embedded))
+        parts.append(mnist_captioned(n_mnist, image_size, seed, holdout, data_dir, embedded, tint=tint))
     if name in ("shapes", "mnist-shapes"):
         parts.append(shapes_captioned(n_shapes, image_size, seed))
     n_empty = int(round(empty_fraction * sum(len(p) for p in parts)))

@@ -20,6 +20,14 @@ a ``(B, B)`` logit matrix whose diagonal holds the matching pairs.
   something has both figure and ground, ``-log smax_p q_ip - log smax_p (1 - q_ip)`` (``smax``
   the ``tau`` soft maximum over patches); an all-black image is ground everywhere,
   ``-mean_p log(1 - q_ip)``. Weighted by ``patch_weight`` like the patch term.
+* ``region``: ``cls`` plus a region term on side-by-side composites of the batch's images
+  (:mod:`lookright.vlm.composites`: image ``i`` on the left, image ``i + B/2`` on the right, either
+  side left black with probability ``p_empty``). Candidates are the batch's captions and the
+  background text ``t_bg``. A side ``R`` holding image ``i`` must pick ``t_i`` among the captions:
+  ``CE(s S_R, i)`` with ``S_Rj = sum_{p in R} softmax_p(z_p . t_j / tau) z_p . t_j``; every patch
+  of an empty side must pick the background, ``CE(s z_p . t, bg)``. Because each side is scored
+  by its own patches only, what a patch encodes has to be what lies near it, not the whole
+  image; black patches beside an object learn "background". Weighted by ``patch_weight``.
 
 No objective sees a mask: the only supervision is the caption of each image.
 """
@@ -30,8 +38,9 @@ import torch
 import torch.nn.functional as F
 
 from lookright.errors import ConfigError
+from lookright.vlm.composites import side_by_side
 
-OBJECTIVES = ("cls", "patch", "patch-bg")
+OBJECTIVES = ("cls", "patch", "patch-bg", "region")
 
 
 def check_objective(objective: str) -> None:
@@ -70,13 +79,43 @@ def figure_ground(patches: torch.Tensor, texts: torch.Tensor, background: torch.
     return torch.where(empty, ground, both).mean()
 
 
+def region_term(clip, pixels: torch.Tensor, texts: torch.Tensor, background: torch.Tensor, empty: torch.Tensor,
+                scale: torch.Tensor, tau: float, p_empty: float) -> torch.Tensor:
+    """The ``region`` term: ``pixels (B, C, S, S)`` normalised, ``texts (B, D)`` and ``background (D,)``
+    normalised, ``empty (B,)`` True for the all-black (background-captioned) images."""
+    half = pixels.shape[0] // 2
+    black = -torch.tensor(clip.mean) / torch.tensor(clip.std)
+    composite, regions, blank = side_by_side(pixels[:half], pixels[half:2 * half], clip.patch_size, p_empty, black)
+    sources = torch.stack([torch.arange(half), torch.arange(half) + half], dim=1)
+    blank = blank | empty[sources]
+    z = F.normalize(clip.head(clip.value_path(clip.tokens(composite)[:, 1:])), dim=-1)
+    candidates = torch.cat([texts, background[None]])
+    sims = torch.einsum("hpd,td->htp", z, candidates)  # (B/2, B + 1, P)
+    bg = candidates.shape[0] - 1
+    losses, count = [], 0
+    for side in range(2):
+        cols = sims[..., regions[side]]
+        held = ~blank[:, side]
+        if held.any():
+            captions = cols[held, :bg]  # a side's black patches would match the background: not a candidate here
+            pooled = ((captions / tau).softmax(dim=-1) * captions).sum(dim=-1)
+            losses.append(F.cross_entropy(scale * pooled, sources[held, side], reduction="sum"))
+        if (~held).any():
+            per_patch = (scale * cols[~held]).transpose(1, 2).reshape(-1, candidates.shape[0])
+            target = torch.full((per_patch.shape[0],), bg, dtype=torch.long)
+            losses.append(F.cross_entropy(per_patch, target, reduction="mean") * int((~held).sum()))
+        count += half
+    return torch.stack(losses).sum() / count
+
+
 def clip_loss(objective: str, clip, pixels: torch.Tensor, text: dict, patch_weight: float = 1.0,
               patch_tau: float = 0.1, background: torch.Tensor | None = None,
-              empty: torch.Tensor | None = None) -> tuple[torch.Tensor, dict]:
+              empty: torch.Tensor | None = None, p_empty: float = 0.25) -> tuple[torch.Tensor, dict]:
     """The loss of ``objective`` on one batch (``clip`` a :class:`ClipBundle` of the model in
-    training, ``pixels`` normalised images, ``text`` its tokenizer's output; ``patch-bg`` also
-    needs the background captions' tokens ``background`` and the all-black images ``empty``);
-    returns the loss and its parts as floats."""
+    training, ``pixels`` normalised images, ``text`` its tokenizer's output; ``patch-bg`` and
+    ``region`` also need the background captions' tokens ``background`` and the all-black images
+    ``empty``; ``p_empty`` is the ``region`` composites' chance of an empty side); returns the loss
+    and its parts as floats."""
     check_objective(objective)
     if objective == "cls":  # the model's own CLIP loss, exactly as before the patch objectives existed
         loss = clip.model(**text, pixel_values=pixels, return_loss=True).loss
@@ -87,6 +126,11 @@ def clip_loss(objective: str, clip, pixels: torch.Tensor, text: dict, patch_weig
     scale = clip.logit_scale
     loss = info_nce(scale * image @ texts.T)
     parts = {"cls": loss.item()}
+    if objective == "region":
+        bg = F.normalize(F.normalize(clip._text(background), dim=-1).mean(dim=0), dim=-1)
+        region = region_term(clip, pixels, texts, bg, empty, scale, patch_tau, p_empty)
+        parts["region"] = region.item()
+        return loss + patch_weight * region, parts
     patches = F.normalize(clip.head(clip.value_path(tokens[:, 1:])), dim=-1)
     patch = info_nce(scale * patch_pooled_similarity(patches, texts, patch_tau))
     parts["patch"] = patch.item()

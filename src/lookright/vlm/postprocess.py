@@ -51,6 +51,23 @@ def affinity_refine(maps: torch.Tensor, tokens: torch.Tensor, steps: int = 1, ta
     return minmax(m.reshape(b, g, g))
 
 
+def shift_averaged(maps_of, images: torch.Tensor, grid: int, shifts: int) -> torch.Tensor:
+    """``(B, H, W)``: the mean over ``shifts x shifts`` offsets ``(dy, dx) = round((i, j) H / (g k))``,
+    ``i, j < k``, of ``maps_of(image moved by (dy, dx))`` (a ``(B, g, g)`` map, min-max normalised, each
+    cell spread over its pixels) moved back; borders are filled by replicating the edge. Each pixel then averages ``k^2``
+    cells whose windows are offset by ``1/k`` of a patch: a sliding window at ``1/k`` of the patch
+    grid's pitch, so a patch-level map resolves detail finer than a patch."""
+    h, w = images.shape[-2:]
+    total = images.new_zeros(images.shape[0], h, w)
+    for i in range(shifts):
+        for j in range(shifts):
+            dy, dx = round(i * h / (grid * shifts)), round(j * w / (grid * shifts))
+            moved = F.pad(images, (dx, 0, dy, 0), mode="replicate")[..., :h, :w]
+            cells = F.interpolate(minmax(maps_of(moved).float())[:, None], size=(h, w), mode="nearest")
+            total += F.pad(cells, (0, dx, 0, dy), mode="replicate")[:, 0, dy:, dx:]
+    return total / shifts ** 2
+
+
 def soft_and_thresholds(maps: torch.Tensor, size: tuple[int, int], threshold: float | str | None = "otsu"
                         ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Steps 1-3 without binarising: ``(soft (B, H, W) in [0, 1], thresholds (B,) or None)``;

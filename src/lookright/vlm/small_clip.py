@@ -5,8 +5,8 @@ usual projections and learnable temperature) sized for 2 CPU cores: by default 2
 4 x 4 patches (a 7 x 7 token grid), width 96, 3 layers, 4 heads in both towers, joint space 96.
 ``pretrain_clip`` trains it on a captioned corpus (:mod:`lookright.vlm.corpus`) with one of the
 objectives of :mod:`lookright.vlm.objectives` (``cls``: CLIP's symmetric InfoNCE on the class
-token; ``patch``: the same plus a patch-level multiple-instance term that makes the patch tokens
-spatial), optionally with random translations of up to ``shift`` pixels (zero fill), AdamW
+token; ``patch``: the same plus a patch-level multiple-instance term; ``region``: the same plus a
+term on side-by-side composites whose halves are scored by their own patches), optionally with random translations of up to ``shift`` pixels (zero fill), AdamW
 with linear warm-up and cosine decay, and writes a folder that
 ``CLIPModel.from_pretrained`` / ``AutoTokenizer.from_pretrained`` (and :func:`load_clip`) read:
 model, tokenizer, image-processor config (mean and std 0.5) and ``pretrain.json`` (corpus, seed,
@@ -108,12 +108,14 @@ def pretrain_clip(out: str | Path, corpus: str = "mnist-shapes", epochs: int = 8
                   lr: float = 1e-3, weight_decay: float = 0.1, image_size: int = 28, seed: int = 0,
                   n_mnist: int | None = 20000, n_shapes: int = 10000, holdout: int = 5000, data_dir=None,
                   embedded: bool = False, progress: bool = True, objective: str = "cls", patch_weight: float = 1.0,
-                  patch_tau: float = 0.1, shift: int = 0, **size) -> dict:
+                  patch_tau: float = 0.1, shift: int = 0, p_empty: float = 0.25, tint: float = 0.0,
+                  **size) -> dict:
     check_objective(objective)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(seed)
-    data: Captioned = build_corpus(corpus, image_size, seed, n_mnist, n_shapes, holdout, data_dir, embedded)
+    data: Captioned = build_corpus(corpus, image_size, seed, n_mnist, n_shapes, holdout, data_dir, embedded,
+                                   tint=tint)
     tokenizer = build_tokenizer(data.captions + [f"a handwritten digit {d}" for d in DIGIT_NAMES] + ["black dark"],
                                 out / "vocab")
     model = build_small_clip(tokenizer, image_size=image_size, **size)
@@ -145,7 +147,7 @@ def pretrain_clip(out: str | Path, corpus: str = "mnist-shapes", epochs: int = 8
                 pixels = _normalise(random_shift(images[idx], shift, gen))
                 loss, part = clip_loss(objective, clip, pixels, {"input_ids": ids[idx, :length],
                                                                  "attention_mask": attn[idx, :length]},
-                                       patch_weight, patch_tau, background, empty[idx])
+                                       patch_weight, patch_tau, background, empty[idx], p_empty)
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -164,9 +166,10 @@ def pretrain_clip(out: str | Path, corpus: str = "mnist-shapes", epochs: int = 8
     save_clip(model, tokenizer, out, image_size)
     record = {"corpus": corpus, "images": n, "seed": seed, "epochs": epochs, "steps": total, "batch_size": batch_size,
               "lr": lr, "image_size": image_size, "size": size, "objective": objective, "patch_weight": patch_weight,
-              "patch_tau": patch_tau, "shift": shift, "history": history, "zero_shot": accuracy,
+              "patch_tau": patch_tau, "shift": shift, "p_empty": p_empty, "tint": tint, "history": history, "zero_shot": accuracy,
               "wall_time_s": wall, "holdout": holdout,
-              "note": "MNIST training split only (last `holdout` digits held out); no colour, no decoy, no test split"}
+              "note": "MNIST training split only (last `holdout` digits held out); colours (tint) drawn independently "
+                      "of the label; no decoy, no test split"}
     write_json_atomic(out / "pretrain.json", record)
     return record
 

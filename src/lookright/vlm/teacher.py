@@ -5,6 +5,8 @@
 
 1. **seed**: ``dense_map(method, clip, images / 255, prompts, labels[indices])`` on the patch grid;
 2. **affinity** (``refine_steps > 0``): propagation along the last block's token affinity;
+   with ``shifts = k > 1`` stages 1-2 run on ``k x k`` translations of the image by fractions of a
+   patch and their maps, shifted back, are averaged at the image's resolution;
 3. upsampling and min-max to a soft map ``m``, and a threshold ``t`` (a number or Otsu per image);
    without the next stages the mask is ``m >= t``;
 4. **decoder** (``decoder.enabled``): a light segmentation network fitted on the benchmark's
@@ -44,7 +46,7 @@ from lookright.vlm.crf import CRFSettings, crf_refine
 from lookright.vlm.decoder import DecoderSettings, decoder_problems, fit_decoder
 from lookright.vlm.decoder_store import DecoderStore
 from lookright.vlm.dense import PromptSet, dense_map, template_problem
-from lookright.vlm.postprocess import affinity_refine, soft_and_thresholds
+from lookright.vlm.postprocess import affinity_refine, shift_averaged, soft_and_thresholds
 
 DIGITS = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
 #: the default foreground prompt: for the MNIST benchmarks (no class names of their own), and for user data
@@ -71,6 +73,8 @@ class VLMSettings(BaseModel):
     threshold: float | Literal["otsu"] = "otsu"
     refine_steps: int = Field(0, ge=0, description="affinity refinement steps on the patch grid")
     refine_tau: float = Field(0.1, gt=0)
+    shifts: int = Field(1, ge=1, description="seed maps averaged over shifts x shifts translations of the image "
+                        "by fractions of a patch (1: off); the seed's resolution becomes patch / shifts")
     batch_size: int = Field(256, ge=1)
     device: str = "cpu"
     decoder: DecoderSettings = Field(default_factory=DecoderSettings)
@@ -141,7 +145,8 @@ class VLMSettings(BaseModel):
         crf_used = self.crf.enabled or (self.decoder.enabled and self.decoder.labels == "crf")
         stages = {name: stage.model_dump() for name, stage, used in
                   (("decoder", self.decoder, self.decoder.enabled), ("crf", self.crf, crf_used)) if used}
-        return {"model": self.model_identity(), **stages, **self.model_dump(
+        extra = {"shifts": self.shifts} if self.shifts > 1 else {}
+        return {"model": self.model_identity(), **stages, **extra, **self.model_dump(
             include={"method", "method_options", "foreground", "background", "background_template", "class_names",
                      "threshold", "refine_steps", "refine_tau"})}
 
@@ -196,14 +201,23 @@ class VLMTeacher:
         return dense_map(self.settings.method, self.clip, self._floats(images), self.prompts, labels,
                          **self.settings.method_options)
 
-    def seeds(self, images: torch.Tensor, labels: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
-        """Stages 1-3: the soft map ``(B, H, W)`` in ``[0, 1]`` at the image size and its thresholds ``(B,)``."""
+    def grid_maps(self, images: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
+        """Stages 1-2: ``(B, g, g)`` dense maps, refined along the token affinity when ``refine_steps > 0``."""
         maps = self.raw_maps(images, labels)
         if self.settings.refine_steps:
             with torch.no_grad():
                 tokens = self.clip.tokens(self.clip.preprocess(self._floats(images)))[:, 1:]
             maps = affinity_refine(maps, tokens, self.settings.refine_steps, self.settings.refine_tau)
-        soft, t = soft_and_thresholds(maps.detach(), tuple(images.shape[-2:]), self.settings.threshold)
+        return maps.detach()
+
+    def seeds(self, images: torch.Tensor, labels: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Stages 1-3: the soft map ``(B, H, W)`` in ``[0, 1]`` at the image size and its thresholds ``(B,)``."""
+        if self.settings.shifts > 1:
+            maps = shift_averaged(lambda x: self.grid_maps(x, labels), self._floats(images), self.clip.grid,
+                                  self.settings.shifts)
+        else:
+            maps = self.grid_maps(images, labels)
+        soft, t = soft_and_thresholds(maps, tuple(images.shape[-2:]), self.settings.threshold)
         return soft.to(images.device), t.to(images.device)
 
     def fit_decoder(self, images: np.ndarray | torch.Tensor, labels=None, progress=None) -> dict:

@@ -1,0 +1,124 @@
+"""The ``region`` pretraining objective: side-by-side composites and the term that scores each side
+by its own patches."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from lookright.vlm.composites import side_by_side
+from lookright.vlm.objectives import region_term
+
+
+def _solid(channels: list[int], size: int = 28, c: int = 4) -> torch.Tensor:
+    """Normalised images (black -1) filled with +1 in one channel each."""
+    x = -torch.ones(len(channels), c, size, size)
+    for i, ch in enumerate(channels):
+        x[i, ch] = 1.0
+    return x
+
+
+def test_composites_put_each_image_in_its_side_and_keep_the_middle_black():
+    left, right = _solid([0, 1]), _solid([2, 3])
+    gen = torch.Generator().manual_seed(0)
+    canvas, regions, blank = side_by_side(left, right, patch_size=4, p_empty=0.0, fill=-1.0, generator=gen)
+    assert not blank.any()
+    # 7 x 7 grid: sides are patch columns 0-2 and 4-6 (12 px each), the middle column is black
+    assert regions.shape == (2, 49) and regions.sum(dim=1).tolist() == [21, 21] and not (regions[0] & regions[1]).any()
+    cols = torch.arange(7).repeat(7)
+    assert regions[0].equal(cols < 3) and regions[1].equal(cols > 3)
+    for i, (a, b) in enumerate(((0, 2), (1, 3))):
+        lit = canvas[i] > 0  # (C, S, S)
+        assert lit[a, :, :12].sum() == 144 and lit[a, :, 12:].sum() == 0  # a 12 x 12 square on the left
+        assert lit[b, :, 16:].sum() == 144 and lit[b, :, :16].sum() == 0
+        assert (canvas[i, :, :, 12:16] == -1).all()
+    empty, _, blank = side_by_side(left, right, patch_size=4, p_empty=1.0, fill=-1.0)
+    assert blank.all() and (empty == -1).all()
+    with pytest.raises(ValueError, match="no room for two sides"):
+        side_by_side(left[:, :, :4, :4], right[:, :, :4, :4], patch_size=4)
+
+
+class PatchColours:
+    """A stand-in CLIP whose patch embedding is the patch's mean colour plus a 'black' unit:
+    it encodes exactly what lies in each patch (``mirror`` swaps left and right)."""
+
+    patch_size, mean, std = 4, (0.5,) * 4, (0.5,) * 4
+
+    def __init__(self, mirror: bool = False):
+        self.mirror = mirror
+
+    def tokens(self, pixels):
+        x = pixels.flip(-1) if self.mirror else pixels
+        colour = F.avg_pool2d(x + 1, 4).flatten(2).transpose(1, 2)  # (B, P, C) in [0, 2]
+        features = torch.cat([colour, (colour.sum(dim=-1, keepdim=True) == 0).float()], dim=-1)
+        return torch.cat([torch.zeros_like(features[:, :1]), features], dim=1)  # a class token first
+
+    def value_path(self, tokens):
+        return tokens
+
+    def head(self, tokens):
+        return tokens
+
+
+def test_the_region_term_rewards_patches_that_encode_what_lies_on_their_side():
+    torch.manual_seed(0)
+    pixels = _solid([0, 1, 2, 3])  # composites: (0 | 2) and (1 | 3)
+    texts = torch.eye(5)[:4]  # caption i names channel i
+    background = torch.eye(5)[4]
+    empty = torch.zeros(4, dtype=torch.bool)
+    scale = torch.tensor(10.0)
+    local = region_term(PatchColours(), pixels, texts, background, empty, scale, tau=0.1, p_empty=0.0)
+    swapped = region_term(PatchColours(mirror=True), pixels, texts, background, empty, scale, tau=0.1, p_empty=0.0)
+    assert local < 0.01 < 1.0 < swapped
+    # empty sides: every patch there must pick the background
+    torch.manual_seed(0)
+    blank_local = region_term(PatchColours(), pixels, texts, background, empty, scale, tau=0.1, p_empty=1.0)
+    assert blank_local < 1e-3
+    # an all-black (background-captioned) source image counts as an empty side
+    torch.manual_seed(0)
+    wrong = region_term(PatchColours(), pixels, texts, background, torch.tensor([True, True, True, True]), scale,
+                        tau=0.1, p_empty=0.0)
+    assert wrong > 1.0  # the colour patches there do not look like background
+
+
+def test_region_pretraining_records_its_term(tmp_path):
+    from lookright.vlm.small_clip import pretrain_clip
+
+    record = pretrain_clip(tmp_path / "region", corpus="shapes", epochs=1, batch_size=64, n_shapes=256, progress=False,
+                           width=32, layers=1, heads=2, embed_dim=16, objective="region", p_empty=0.5)
+    part = record["history"][0]
+    assert record["objective"] == "region" and record["p_empty"] == 0.5
+    assert set(part) == {"epoch", "loss", "cls", "region"} and part["region"] > 0
+    assert part["loss"] == pytest.approx(part["cls"] + part["region"])
+
+
+def test_shift_averaging_resolves_detail_finer_than_a_patch():
+    from lookright.vlm.postprocess import shift_averaged
+
+    image = torch.zeros(1, 1, 28, 28)
+    image[0, 0, 13, 9] = 1.0  # one bright pixel
+    patch_means = lambda x: F.avg_pool2d(x[:, 0:1], 4)[:, 0]  # noqa: E731  a map on the 7 x 7 grid
+    once = shift_averaged(patch_means, image, grid=7, shifts=1)
+    assert once.shape == (1, 28, 28) and (once[0, 12:16, 8:12] > 0.999).all()  # the whole patch lights up
+    fine = shift_averaged(patch_means, image, grid=7, shifts=4)
+    peak = divmod(int(fine[0].argmax()), 28)
+    assert peak == (13, 9) and fine[0, 13, 9] > 0.999  # only the pixel itself is in all 16 windows
+    assert fine[0, 12, 8] < 0.9 and fine[0, 20:, :].max() == 0
+
+
+def test_tinted_digits_are_coloured_independently_of_the_label():
+    from lookright.vlm.corpus import mnist_captioned
+
+    plain = mnist_captioned(600, 28, 0, 100, embedded=True)
+    data = mnist_captioned(600, 28, 0, 100, embedded=True, tint=0.5)
+    coloured = (np.ptp(data.images.max(axis=(2, 3)).astype(int), axis=1) > 40)
+    assert 0.35 < coloured.mean() < 0.65 and not (np.ptp(plain.images.max(axis=(2, 3)).astype(int), axis=1) > 40).any()
+    assert all("white" not in c for c, k in zip(data.captions, coloured) if k)
+    # the dominant channel of a coloured digit says nothing about its label
+    dominant = data.images[coloured].max(axis=(2, 3)).argmax(axis=1)
+    labels = data.labels[coloured]
+    assert len({int(d) for d in dominant[labels == 1]}) == 3
