@@ -167,3 +167,38 @@ def test_a_cache_hit_loads_no_clip(clip_folder, tmp_path, monkeypatch):
     train(load_config(CONFIG, _overrides(clip_folder, tmp_path / "empty") + ["log.backends=[]"]), tmp_path / "miss",
           progress=False)
     assert loads == [str(clip_folder)]
+
+
+def test_counterfactuals_and_selection_use_the_pseudo_masks_not_the_ground_truth(clip_folder, tmp_path, monkeypatch):
+    """With the VLM teacher, the counterfactual masks of train (augmentation) and val (selection)
+    come from the teacher; the ground truth stays in ``mask`` for the metrics only."""
+    import numpy as np
+
+    import lookright.train.batches as batches
+    from lookright.data.counterfactual import input_masks
+    from lookright.models import create_model
+    from lookright.train.config import load_config
+    from lookright.train.trainer import load_splits
+
+    def left_half(_teacher, images, _dataset, progress=None):
+        masks = np.zeros((len(images), *images.shape[-2:]), dtype=np.uint8)
+        masks[:, :, :14] = 1
+        return masks, "stub"
+
+    monkeypatch.setattr(batches, "split_masks", left_half)
+    overrides = [*_overrides(clip_folder, tmp_path / "cache"), "augment.counterfactual=1.0", "loss.name=null",
+                 "train.attn_epochs=0"]
+    cfg = load_config(CONFIG, overrides)
+    train_split, val_split, _test, source = load_splits(cfg)
+    cfg = cfg.for_dataset(source)
+    model = create_model(cfg.model.name, **cfg.model.options)
+    for split, name in ((train_split, "train"), (val_split, "val")):
+        data = batches.to_tensors(split, model, "cpu", cfg, None, None, name)
+        pseudo = torch.zeros(len(split.y), 28, 28)
+        pseudo[:, :, :14] = 1
+        expected = input_masks(pseudo, data.x.shape[-2:], 0)
+        assert torch.equal(data.input_mask, expected), name
+        assert torch.equal(data.mask, torch.from_numpy(split.mask))  # the metrics' ground truth
+        assert not torch.equal(data.input_mask, input_masks(data.mask, data.x.shape[-2:], 0))
+    with pytest.raises(Exception, match="target.vlm.mode: cache"):
+        load_config(CONFIG, [*overrides, "target.vlm.mode=on-the-fly"])

@@ -102,28 +102,36 @@ def mask_targets(cfg: RunConfig, raw: torch.Tensor, mask: torch.Tensor, shortcut
 def to_tensors(split: Split, model: nn.Module, device, cfg: RunConfig, pipeline, grid, split_name: str = "train",
                clip=None) -> Tensors:
     """A split on the device: prepared inputs, labels, masks, the counterfactual masks it needs
-    (train with ``augment.counterfactual``, val for the counterfactual score) and alignment targets
-    (from its masks, or the VLM teacher's: cached, or on the fly for train)."""
+    (train with ``augment.counterfactual``, val for the counterfactual score) and alignment targets.
+
+    The relevant mask behind the counterfactual masks and the targets is the split's own mask, or
+    with ``target.teacher: vlm`` the teacher's pseudo-mask (cached; on the fly for the train
+    targets in ``mode: on-the-fly``): an annotation-free run reads no ground-truth mask for
+    training or selection. ``mask`` keeps the ground truth, for the alignment metrics only."""
     x = model.input_spec.prepare(torch.from_numpy(split.x)).to(device)
     mask = torch.from_numpy(split.mask).to(device)
     shortcut = torch.from_numpy(split.shortcut).to(device)
     data = Tensors(x=x, y=torch.from_numpy(split.y).to(device), target=None, mask=mask, shortcut=shortcut)
+    raw = torch.from_numpy(split.x).to(device)
+    vlm = cfg.target.teacher == "vlm"
     # the relevant mask at the input's size: for counterfactual augmentation (train) and the
     # counterfactual validation score (val); the shifted test split never needs it
-    if split_name == "val":
-        data.input_mask = input_masks(mask, x.shape[-2:], cfg.train.counterfactual_dilate)
-    elif split_name == "train" and cfg.augment.counterfactual > 0:
-        data.input_mask = input_masks(mask, x.shape[-2:], cfg.augment.dilate)
+    wants_input_mask = split_name == "val" or (split_name == "train" and cfg.augment.counterfactual > 0)
+    if vlm and pipeline is not None and cfg.target.vlm.mode == "on-the-fly" and split_name == "train":
+        data.raw, data.teacher = raw, VLMTeacher(cfg.target.vlm, split.y, clip=clip)
+        return data
+    relevant = mask
+    if vlm and (pipeline is not None or wants_input_mask):
+        teacher = VLMTeacher(cfg.target.vlm, split.y, clip=clip)
+        masks, _status = split_masks(teacher, split.x, {"benchmark": cfg.data.name, "seed": cfg.seed, "split": split_name})
+        relevant = torch.from_numpy(masks).to(device)
+    if wants_input_mask:
+        dilate = cfg.train.counterfactual_dilate if split_name == "val" else cfg.augment.dilate
+        data.input_mask = input_masks(relevant, x.shape[-2:], dilate)
     if pipeline is None:
         return data
-    raw = torch.from_numpy(split.x).to(device)
-    if cfg.target.teacher == "vlm":
-        teacher = VLMTeacher(cfg.target.vlm, split.y, clip=clip)
-        if cfg.target.vlm.mode == "on-the-fly" and split_name == "train":
-            data.raw, data.teacher = raw, teacher
-            return data
-        masks, _status = split_masks(teacher, split.x, {"benchmark": cfg.data.name, "seed": cfg.seed, "split": split_name})
-        data.target = build_targets(TEACHERS.create("mask", masks=torch.from_numpy(masks).to(device)), raw, pipeline, grid)
+    if vlm:
+        data.target = build_targets(TEACHERS.create("mask", masks=relevant), raw, pipeline, grid)
     else:
         data.target = mask_targets(cfg, raw, mask, shortcut, pipeline, grid)
     return data

@@ -200,6 +200,10 @@ class RunConfig(RunConfigBase):
         if self.target.teacher == "vlm" and (self.data.stream is True or self.data.augment):
             raise ValueError("target.teacher: vlm needs the train images in memory: set data.stream: false "
                              "and no data.augment (streaming works with the mask teacher)")
+        if (self.target.teacher == "vlm" and self.augment.counterfactual > 0 and self.target.vlm is not None
+                and getattr(self.target.vlm, "mode", "cache") == "on-the-fly"):
+            raise ValueError("augment.counterfactual with target.teacher: vlm uses the pseudo-masks of the whole train "
+                             "split: set target.vlm.mode: cache (fill it with `lookright teach CONFIG`)")
         return self
 
 

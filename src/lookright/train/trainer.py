@@ -327,7 +327,7 @@ def load_data(cfg: RunConfig, model: nn.Module, extractor, loss_fn, device) -> t
     if loss_fn is not None and loss_fn.needs_model:
         grid = tuple(x_probe.shape[-2:])  # its region lives at the model input's resolution
     clip = None
-    if pipeline is not None and cfg.target.teacher == "vlm":
+    if cfg.target.teacher == "vlm":
         clip = cfg.target.vlm.clip_loader()  # loaded when a split's masks are not in the cache
     tr = (StreamBatches(train_split, model, device, cfg, pipeline, grid) if isinstance(train_split, StreamSplit)
           else TensorBatches(to_tensors(train_split, model, device, cfg, pipeline, grid, "train", clip), pipeline, grid))
