@@ -120,3 +120,40 @@ def test_tinted_digits_are_coloured_independently_of_the_label():
     dominant = data.images[coloured].max(axis=(2, 3)).argmax(axis=1)
     labels = data.labels[coloured]
     assert len({int(d) for d in dominant[labels == 1]}) == 3
+
+
+def test_seeded_components_drop_what_the_seed_never_lit():
+    from lookright.vlm.components import connected_components, keep_seeded_components
+
+    masks = torch.zeros(2, 12, 12)
+    masks[:, 2:6, 2:6] = 1  # the object
+    masks[:, 9:11, 9:11] = 1  # a bright decoy
+    masks[:, 6, 6] = 1  # touches the object diagonally: the same component
+    ids = connected_components(masks)
+    assert ids[0, 6, 6] == ids[0, 2, 2] and ids[0, 9, 9] != ids[0, 2, 2] and (ids[masks == 0] == 0).all()
+    seed = torch.zeros(2, 12, 12)
+    seed[0, 1:7, 1:7] = 0.8
+    seed[1] = 0.1  # image 1: the seed is weak everywhere
+    seed[1, 9:11, 9:11] = 0.45  # mass 1.8 against the object's 1.7, mean below the threshold
+    kept = keep_seeded_components(masks, seed, torch.tensor([0.5, 0.5]))
+    assert kept[0].sum() == 17 and kept[0, 9:11, 9:11].sum() == 0
+    # nothing reaches the threshold in image 1: the component of largest seed mass stays
+    assert kept[1].sum() == 4 and kept[1, 9:11, 9:11].sum() == 4
+
+
+def test_decoder_dilations_are_its_convolutions_and_survive_storage():
+    from lookright.vlm.decoder import MaskDecoder, from_state, state
+
+    torch.manual_seed(0)
+    x = torch.rand(2, 3, 28, 28)
+    for dilations in ((1, 1, 1, 1), (1, 2, 4, 1), (3,)):
+        decoder = MaskDecoder(3, 8, dilations)
+        convs = [m for m in decoder.body if isinstance(m, torch.nn.Conv2d)]
+        assert [c.dilation[0] for c in convs] == list(dilations) and decoder(x).shape == (2, 28, 28)
+        again = from_state(state(decoder))
+        assert again.dilations == dilations and torch.equal(again(x), decoder(x))
+    legacy = state(MaskDecoder(3, 8))
+    del legacy["dilations"]  # decoders stored before the setting existed
+    assert from_state(legacy).dilations == (1, 2, 4, 1)
+    with pytest.raises(ValueError, match="dilations must be >= 1"):
+        MaskDecoder(3, 8, (1, 0))

@@ -129,8 +129,10 @@ def shapes_clip(tmp_path_factory):
     from lookright.vlm.small_clip import pretrain_clip
 
     folder = tmp_path_factory.mktemp("shapes-clip")
+    # the class-token objective: these tests are about the dense-map methods and the teacher, on a CLIP
+    # small enough to train in seconds
     record = pretrain_clip(folder, corpus="shapes", epochs=8, batch_size=128, lr=2e-3, n_shapes=3000, progress=False,
-                           width=48, layers=2, heads=2, embed_dim=48)
+                           width=48, layers=2, heads=2, embed_dim=48, objective="cls")
     return load_clip("hf", path=folder), record
 
 

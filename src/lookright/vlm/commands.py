@@ -27,11 +27,12 @@ def pretrain_cmd(
     n_shapes: Annotated[int, typer.Option(min=0, help="shapes images in the corpus")] = 10000,
     n_mnist: Annotated[int | None, typer.Option(min=1, help="first N MNIST training digits")] = 20000,
     holdout: Annotated[int, typer.Option(min=1, help="last MNIST training digits kept out for zero-shot tests")] = 5000,
-    objective: Annotated[str, typer.Option(help="cls (CLIP's loss on the class token) | patch (plus a patch-level "
-                                                "multiple-instance term) | patch-bg (plus a figure-ground term) | "
-                                                "region (plus a term on side-by-side composites); "
-                                                "see docs/vlm-teachers.md")] = "cls",
-    patch_weight: Annotated[float, typer.Option(min=0, help="weight of the patch term (objective patch)")] = 1.0,
+    objective: Annotated[str, typer.Option(help="region (CLIP's loss on the class token plus a term on side-by-side "
+                                                "composites scored by their own patches) | cls (the class token "
+                                                "only) | patch (plus a patch-level multiple-instance term) | "
+                                                "patch-bg (plus a figure-ground term); see docs/vlm-teachers.md")
+                         ] = "region",
+    patch_weight: Annotated[float, typer.Option(min=0, help="weight of the patch or region term")] = 1.0,
     patch_tau: Annotated[float, typer.Option(min=1e-3, help="softmax temperature over patches (objective patch)")] = 0.1,
     shift: Annotated[int, typer.Option(min=0, help="random translations of up to SHIFT pixels")] = 0,
     p_empty: Annotated[float, typer.Option(min=0, max=1, help="chance that a side of a composite is left empty "

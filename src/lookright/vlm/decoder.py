@@ -2,7 +2,8 @@
 
 The frozen CLIP's seed maps are coarse (one value per patch) and noisy from image to image. A
 small fully convolutional network that sees the pixels (:class:`MaskDecoder`: 3 x 3
-convolutions with dilations 1, 2, 4, 1, so a 17-pixel receptive field, then a 1 x 1 logit) is
+convolutions with ``dilations`` 1, 2, 4, 1 by default, so a 17-pixel receptive field besides the
+per-image group-norm statistics, then a 1 x 1 logit) is
 fitted on the benchmark's **training images** with the seeds as labels, and then draws the masks
 of every split: it learns, over the whole training set, what the seeds agree on.
 
@@ -42,6 +43,9 @@ class DecoderSettings(BaseModel):
 
     enabled: bool = False
     width: int = Field(16, ge=1)
+    dilations: list[int] = Field(default_factory=lambda: [1, 2, 4, 1], min_length=1,
+                                 description="one 3 x 3 convolution per entry, with that dilation; the receptive "
+                                 "field is 1 + 2 * sum(dilations) pixels")
     epochs: int = Field(3, ge=1)
     batch_size: int = Field(128, ge=1)
     lr: float = Field(3e-3, gt=0)
@@ -55,10 +59,13 @@ class DecoderSettings(BaseModel):
 class MaskDecoder(nn.Module):
     """``(B, C, H, W)`` images in ``[0, 1]`` -> ``(B, H, W)`` foreground logits."""
 
-    def __init__(self, channels: int, width: int = 16) -> None:
+    def __init__(self, channels: int, width: int = 16, dilations: tuple[int, ...] = (1, 2, 4, 1)) -> None:
         super().__init__()
+        self.dilations = tuple(int(d) for d in dilations)
+        if any(d < 1 for d in self.dilations):
+            raise ValueError(f"decoder dilations must be >= 1, got {list(self.dilations)}")
         layers, c = [], channels
-        for dilation in (1, 2, 4, 1):
+        for dilation in self.dilations:
             layers += [nn.Conv2d(c, width, 3, padding=dilation, dilation=dilation), nn.GroupNorm(1, width), nn.ReLU()]
             c = width
         self.body = nn.Sequential(*layers)
@@ -100,7 +107,7 @@ def fit_decoder(images: torch.Tensor, seeds, settings: DecoderSettings, progress
     prior = float((labels * weights).sum()) / labelled
     constant = -(prior * math.log(max(prior, 1e-12)) + (1 - prior) * math.log(max(1 - prior, 1e-12)))
     torch.manual_seed(s.seed)
-    decoder = MaskDecoder(x.shape[1], s.width)
+    decoder = MaskDecoder(x.shape[1], s.width, tuple(s.dilations))
     opt = torch.optim.AdamW(decoder.parameters(), lr=s.lr, weight_decay=1e-4)
     history = []
     decoder.train()
@@ -153,11 +160,11 @@ def decoder_problems(record: dict) -> list[str]:
 
 def state(decoder: MaskDecoder) -> dict:
     return {"channels": decoder.body[0].in_channels, "width": decoder.logit.in_channels,
-            "weights": {k: v.cpu() for k, v in decoder.state_dict().items()}}
+            "dilations": list(decoder.dilations), "weights": {k: v.cpu() for k, v in decoder.state_dict().items()}}
 
 
 def from_state(saved: dict) -> MaskDecoder:
-    decoder = MaskDecoder(saved["channels"], saved["width"])
+    decoder = MaskDecoder(saved["channels"], saved["width"], tuple(saved.get("dilations", (1, 2, 4, 1))))
     decoder.load_state_dict(saved["weights"])
     return decoder.eval()
 

@@ -107,7 +107,7 @@ def held_out_accuracy(model, tokenizer, corpus: str, image_size: int, holdout: i
 def pretrain_clip(out: str | Path, corpus: str = "mnist-shapes", epochs: int = 8, batch_size: int = 256,
                   lr: float = 1e-3, weight_decay: float = 0.1, image_size: int = 28, seed: int = 0,
                   n_mnist: int | None = 20000, n_shapes: int = 10000, holdout: int = 5000, data_dir=None,
-                  embedded: bool = False, progress: bool = True, objective: str = "cls", patch_weight: float = 1.0,
+                  embedded: bool = False, progress: bool = True, objective: str = "region", patch_weight: float = 1.0,
                   patch_tau: float = 0.1, shift: int = 0, p_empty: float = 0.25, tint: float = 0.0,
                   **size) -> dict:
     check_objective(objective)

@@ -16,7 +16,10 @@
    than 1/2 but still above the background's: a per-image threshold keeps it);
 5. **crf** (``crf.enabled``): edge-aware mean-field refinement (:mod:`lookright.vlm.crf`) of the
    foreground probability ``q = m / 2t`` below ``t`` and ``1/2 + (m - t) / 2(1 - t)`` above (so
-   that ``q >= 1/2`` exactly where ``m >= t``); the mask is ``q >= 1/2``.
+   that ``q >= 1/2`` exactly where ``m >= t``); the mask is ``q >= 1/2``;
+6. **components** (``components: seeded``, after the decoder or the CRF): the mask's connected
+   components whose mean seed is below the seed's threshold are dropped
+   (:mod:`lookright.vlm.components`), and the soft map with them.
 
 ``split_masks`` computes the masks of a whole split in batches, through the
 :class:`~lookright.vlm.cache.MaskCache` unless ``cache_dir`` is null, and warns (or, when no
@@ -42,6 +45,7 @@ from lookright.errors import ConfigError, MaskError
 from lookright.targets.teacher import TEACHERS
 from lookright.vlm.backends import ClipBundle, load_clip
 from lookright.vlm.cache import MaskCache, cache_key, digest_array, digest_file
+from lookright.vlm.components import keep_seeded_components
 from lookright.vlm.crf import CRFSettings, crf_refine
 from lookright.vlm.decoder import DecoderSettings, decoder_problems, fit_decoder
 from lookright.vlm.decoder_store import DecoderStore
@@ -75,6 +79,8 @@ class VLMSettings(BaseModel):
     refine_tau: float = Field(0.1, gt=0)
     shifts: int = Field(1, ge=1, description="seed maps averaged over shifts x shifts translations of the image "
                         "by fractions of a patch (1: off); the seed's resolution becomes patch / shifts")
+    components: Literal["all", "seeded"] = Field("all", description="seeded: drop the final mask's connected "
+                                                 "components whose mean seed is below the seed's threshold")
     batch_size: int = Field(256, ge=1)
     device: str = "cpu"
     decoder: DecoderSettings = Field(default_factory=DecoderSettings)
@@ -146,6 +152,8 @@ class VLMSettings(BaseModel):
         stages = {name: stage.model_dump() for name, stage, used in
                   (("decoder", self.decoder, self.decoder.enabled), ("crf", self.crf, crf_used)) if used}
         extra = {"shifts": self.shifts} if self.shifts > 1 else {}
+        if self.components != "all":
+            extra["components"] = self.components
         return {"model": self.model_identity(), **stages, **extra, **self.model_dump(
             include={"method", "method_options", "foreground", "background", "background_template", "class_names",
                      "threshold", "refine_steps", "refine_tau"})}
@@ -255,10 +263,16 @@ class VLMTeacher:
             soft, t = soft_and_thresholds(prob, tuple(images.shape[-2:]), s.threshold)
         else:
             soft, t = self.seeds(images, labels)
-        if not s.crf.enabled:
-            return soft, (soft >= t[:, None, None]).float()
-        prob = crf_refine(x, _seed_probability(soft, t), s.crf)
-        return prob, (prob >= 0.5).float()
+        if s.crf.enabled:
+            soft = crf_refine(x, _seed_probability(soft, t), s.crf)
+            masks = (soft >= 0.5).float()
+        else:
+            masks = (soft >= t[:, None, None]).float()
+        if s.components == "seeded" and (s.decoder.enabled or s.crf.enabled):
+            seed, seed_t = self.seeds(images, labels)
+            masks = keep_seeded_components(masks, seed, seed_t)
+            soft = soft * masks
+        return soft, masks
 
     def __call__(self, images: torch.Tensor, indices: torch.Tensor) -> torch.Tensor:
         return self.soft_and_masks(images, indices)[1].to(images.device)
