@@ -108,7 +108,7 @@ clean:
 
 # Visual reliability of the self-pretrained small CLIP: baseline, LoRA, LoRA optimised and the
 # ablation (each technique off alone), 3 seeds each, then the table and Pareto plots.
-# Needs models/small-clip (`lookright vlm pretrain --out models/small-clip`, about 5 minutes).
+# Needs models/small-clip (`lookright vlm pretrain --out models/small-clip`, about 10 minutes; the results in docs/results.md used `--objective cls`).
 VLM_OUT ?= runs/vlm
 VLM_SEEDS ?= 3
 reproduce-vlm: $(STAMP)
