@@ -139,6 +139,11 @@ def test_seeded_components_drop_what_the_seed_never_lit():
     assert kept[0].sum() == 17 and kept[0, 9:11, 9:11].sum() == 0
     # nothing reaches the threshold in image 1: the component of largest seed mass stays
     assert kept[1].sum() == 4 and kept[1, 9:11, 9:11].sum() == 4
+    # largest: one object per image, even where another component reaches the threshold
+    seed[0, 9:11, 9:11] = 0.9
+    assert keep_seeded_components(masks, seed, torch.tensor([0.5, 0.5]))[0].sum() == 21
+    largest = keep_seeded_components(masks, seed, torch.tensor([0.5, 0.5]), largest_only=True)
+    assert largest[0].sum() == 17 and largest[1].sum() == 4
 
 
 def test_decoder_dilations_are_its_convolutions_and_survive_storage():

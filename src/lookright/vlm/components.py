@@ -5,7 +5,9 @@ to them but that the CLIP's seed map never lit (a bright decoy patch in a corner
 ``components: seeded`` the final mask is split into 8-connected components and a component is kept
 when the mean of the seed's soft map ``m`` over it is at least the seed's threshold ``t`` (the
 CLIP, on average, calls it foreground), and the component with the largest seed mass
-``sum m`` is always kept, so a non-empty mask stays non-empty.
+``sum m`` is always kept, so a non-empty mask stays non-empty. ``components: largest`` keeps that
+component only: one object per image (a digit drawn in two strokes that do not touch loses the
+smaller one).
 
 Components are labelled by propagating the largest pixel index through 3 x 3 max pooling inside
 the mask until nothing changes (batched, any device, no compiled extension).
@@ -31,10 +33,11 @@ def connected_components(masks: torch.Tensor) -> torch.Tensor:
         labels = grown
 
 
-def keep_seeded_components(masks: torch.Tensor, seed: torch.Tensor, threshold: torch.Tensor) -> torch.Tensor:
+def keep_seeded_components(masks: torch.Tensor, seed: torch.Tensor, threshold: torch.Tensor,
+                           largest_only: bool = False) -> torch.Tensor:
     """``masks (B, H, W)`` binary, ``seed (B, H, W)`` the seed's soft map, ``threshold (B,)`` its
     threshold -> the masks without the components whose mean seed is below the threshold (the
-    component of largest seed mass always stays)."""
+    component of largest seed mass always stays; with ``largest_only`` it is the only one)."""
     b, h, w = masks.shape
     ids = connected_components(masks).flatten(1)  # (B, HW), 0 = background
     slots = h * w + 1
@@ -44,6 +47,7 @@ def keep_seeded_components(masks: torch.Tensor, seed: torch.Tensor, threshold: t
     mass, area = mass.view(b, slots), area.view(b, slots)
     mass[:, 0] = -1  # never the background
     mean = mass / area.clamp_min(1)
-    keep = (mean >= threshold.view(-1, 1)) | (torch.arange(slots, device=ids.device)[None] == mass.argmax(dim=1, keepdim=True))
+    largest = torch.arange(slots, device=ids.device)[None] == mass.argmax(dim=1, keepdim=True)
+    keep = largest if largest_only else (mean >= threshold.view(-1, 1)) | largest
     keep[:, 0] = False
     return torch.gather(keep, 1, ids).view(b, h, w).to(masks.dtype)

@@ -17,9 +17,9 @@
 5. **crf** (``crf.enabled``): edge-aware mean-field refinement (:mod:`lookright.vlm.crf`) of the
    foreground probability ``q = m / 2t`` below ``t`` and ``1/2 + (m - t) / 2(1 - t)`` above (so
    that ``q >= 1/2`` exactly where ``m >= t``); the mask is ``q >= 1/2``;
-6. **components** (``components: seeded``, after the decoder or the CRF): the mask's connected
-   components whose mean seed is below the seed's threshold are dropped
-   (:mod:`lookright.vlm.components`), and the soft map with them.
+6. **components** (``components: seeded`` or ``largest``, after the decoder or the CRF): the mask's
+   connected components whose mean seed is below the seed's threshold are dropped, or all but the
+   one of largest seed mass (:mod:`lookright.vlm.components`), and the soft map with them.
 
 ``split_masks`` computes the masks of a whole split in batches, through the
 :class:`~lookright.vlm.cache.MaskCache` unless ``cache_dir`` is null, and warns (or, when no
@@ -79,8 +79,9 @@ class VLMSettings(BaseModel):
     refine_tau: float = Field(0.1, gt=0)
     shifts: int = Field(1, ge=1, description="seed maps averaged over shifts x shifts translations of the image "
                         "by fractions of a patch (1: off); the seed's resolution becomes patch / shifts")
-    components: Literal["all", "seeded"] = Field("all", description="seeded: drop the final mask's connected "
-                                                 "components whose mean seed is below the seed's threshold")
+    components: Literal["all", "seeded", "largest"] = Field(
+        "all", description="seeded: drop the final mask's connected components whose mean seed is below the seed's "
+        "threshold; largest: keep only the component of largest seed mass (one object per image)")
     batch_size: int = Field(256, ge=1)
     device: str = "cpu"
     decoder: DecoderSettings = Field(default_factory=DecoderSettings)
@@ -268,9 +269,9 @@ class VLMTeacher:
             masks = (soft >= 0.5).float()
         else:
             masks = (soft >= t[:, None, None]).float()
-        if s.components == "seeded" and (s.decoder.enabled or s.crf.enabled):
+        if s.components != "all" and (s.decoder.enabled or s.crf.enabled):
             seed, seed_t = self.seeds(images, labels)
-            masks = keep_seeded_components(masks, seed, seed_t)
+            masks = keep_seeded_components(masks, seed, seed_t, largest_only=s.components == "largest")
             soft = soft * masks
         return soft, masks
 
