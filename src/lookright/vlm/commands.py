@@ -38,7 +38,7 @@ def pretrain_cmd(
     p_empty: Annotated[float, typer.Option(min=0, max=1, help="chance that a side of a composite is left empty "
                                                               "(objective region)")] = 0.25,
     tint: Annotated[float, typer.Option(min=0, max=1, help="fraction of MNIST digits drawn in a random colour "
-                                                       "(independent of the label)")] = 0.5,
+                                                       "(independent of the label)")] = 0.0,
     seed: int = 0,
     threads: Annotated[int | None, typer.Option(min=1)] = None,
     data_dir: Annotated[str | None, typer.Option("--data-dir", help="folder holding mnist/ (else $LOOKRIGHT_DATA)")] = None,

@@ -6,7 +6,7 @@
 * ``shapes``: the synthetic shapes of :mod:`lookright.data.shapes` with their captions.
 * ``mnist-shapes``: both, shuffled together.
 
-``tint`` (default 0 here; 0.5 in ``lookright vlm pretrain``): that fraction of the MNIST digits
+``tint`` (default 0): that fraction of the MNIST digits
 is drawn in a random colour (hue uniform, saturation in [0.5, 1], full value:
 ``x_c = grey * colour_c``) and captioned from the templates that name no colour. A general colour
 augmentation: each digit's colour is drawn independently of its

@@ -108,7 +108,7 @@ def pretrain_clip(out: str | Path, corpus: str = "mnist-shapes", epochs: int = 8
                   lr: float = 1e-3, weight_decay: float = 0.1, image_size: int = 28, seed: int = 0,
                   n_mnist: int | None = 20000, n_shapes: int = 10000, holdout: int = 5000, data_dir=None,
                   embedded: bool = False, progress: bool = True, objective: str = "region", patch_weight: float = 1.0,
-                  patch_tau: float = 0.1, shift: int = 0, p_empty: float = 0.25, tint: float = 0.5,
+                  patch_tau: float = 0.1, shift: int = 0, p_empty: float = 0.25, tint: float = 0.0,
                   **size) -> dict:
     check_objective(objective)
     out = Path(out)
