@@ -112,13 +112,13 @@ def to_tensors(split: Split, model: nn.Module, device, cfg: RunConfig, pipeline,
     mask = torch.from_numpy(split.mask).to(device)
     shortcut = torch.from_numpy(split.shortcut).to(device)
     data = Tensors(x=x, y=torch.from_numpy(split.y).to(device), target=None, mask=mask, shortcut=shortcut)
-    raw = torch.from_numpy(split.x).to(device)
     vlm = cfg.target.teacher == "vlm"
     # the relevant mask at the input's size: for counterfactual augmentation (train) and the
     # counterfactual validation score (val); the shifted test split never needs it
     wants_input_mask = split_name == "val" or (split_name == "train" and cfg.augment.counterfactual > 0)
     if vlm and pipeline is not None and cfg.target.vlm.mode == "on-the-fly" and split_name == "train":
-        data.raw, data.teacher = raw, VLMTeacher(cfg.target.vlm, split.y, clip=clip)
+        data.raw = torch.from_numpy(split.x).to(device)
+        data.teacher = VLMTeacher(cfg.target.vlm, split.y, clip=clip)
         return data
     relevant = mask
     if vlm and (pipeline is not None or wants_input_mask):
@@ -130,6 +130,7 @@ def to_tensors(split: Split, model: nn.Module, device, cfg: RunConfig, pipeline,
         data.input_mask = input_masks(relevant, x.shape[-2:], dilate)
     if pipeline is None:
         return data
+    raw = torch.from_numpy(split.x).to(device)  # the raw images only when targets are built from them
     if vlm:
         data.target = build_targets(TEACHERS.create("mask", masks=relevant), raw, pipeline, grid)
     else:

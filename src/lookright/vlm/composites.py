@@ -36,11 +36,12 @@ def side_by_side(left: torch.Tensor, right: torch.Tensor, patch_size: int, p_emp
     blank = torch.rand(b, 2, generator=generator) < p_empty
     rows = torch.randint(0, s - w + 1, (b, 2), generator=generator)
     for side, (images, col) in enumerate(((left, 0), (right, s - w))):
-        small = shrink(images)
-        for i in range(b):
-            if not blank[i, side]:
-                r = int(rows[i, side])
-                canvas[i, :, r:r + w, col:col + w] = small[i]
+        small = shrink(images)  # (B, C, w, w)
+        offset = torch.arange(s)[None] - rows[:, side, None]  # canvas row -> row of the small image, (B, S)
+        inside = ((offset >= 0) & (offset < w) & ~blank[:, side, None]).to(left.device)
+        index = offset.clamp(0, w - 1).to(left.device)[:, None, :, None].expand(b, c, s, w)
+        band = torch.gather(small, 2, index)  # (B, C, S, w): the small image moved down by its row offset
+        canvas[..., col:col + w] = torch.where(inside[:, None, :, None], band, canvas[..., col:col + w])
     cols = torch.arange(g).repeat(g)
     regions = torch.stack([cols < half, cols >= g - half])
     return canvas, regions, blank

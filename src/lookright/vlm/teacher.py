@@ -256,6 +256,7 @@ class VLMTeacher:
         s = self.settings
         labels = None if self.labels is None else self.labels[indices.cpu()]
         x = self._floats(images)
+        seed = None  # the seed's (soft map, thresholds), for the component filter
         if s.decoder.enabled:
             if self.decoder is None:
                 raise MaskError("the decoder stage is on but no decoder is fitted: masks of the train split come "
@@ -263,15 +264,15 @@ class VLMTeacher:
             prob = torch.sigmoid(self.decoder.to(x.device)(x))
             soft, t = soft_and_thresholds(prob, tuple(images.shape[-2:]), s.threshold)
         else:
-            soft, t = self.seeds(images, labels)
+            soft, t = seed = self.seeds(images, labels)
         if s.crf.enabled:
             soft = crf_refine(x, _seed_probability(soft, t), s.crf)
             masks = (soft >= 0.5).float()
         else:
             masks = (soft >= t[:, None, None]).float()
         if s.components != "all" and (s.decoder.enabled or s.crf.enabled):
-            seed, seed_t = self.seeds(images, labels)
-            masks = keep_seeded_components(masks, seed, seed_t, largest_only=s.components == "largest")
+            seed_soft, seed_t = seed if seed is not None else self.seeds(images, labels)
+            masks = keep_seeded_components(masks, seed_soft, seed_t, largest_only=s.components == "largest")
             soft = soft * masks
         return soft, masks
 
