@@ -162,3 +162,68 @@ def test_decoder_dilations_are_its_convolutions_and_survive_storage():
     assert from_state(legacy).dilations == (1, 2, 4, 1)
     with pytest.raises(ValueError, match="dilations must be >= 1"):
         MaskDecoder(3, 8, (1, 0))
+
+
+def test_colour_mixing_keeps_a_class_whose_seeds_fail_from_teaching_its_colour_as_background():
+    from lookright.vlm.decoder import DecoderSettings, fit_decoder, mix_colours
+
+    gen = torch.Generator().manual_seed(0)
+    x = torch.rand(4, 3, 5, 5, generator=gen)
+    mixed = mix_colours(x, gen)
+    # each output channel is a convex combination of the input channels: within their per-pixel range
+    assert (mixed <= x.amax(dim=1, keepdim=True) + 1e-6).all() and (mixed >= x.amin(dim=1, keepdim=True) - 1e-6).all()
+    assert not torch.allclose(mixed, x) and torch.equal(mix_colours(x[:, :1], gen), x[:, :1])
+
+    # red bars (class 0, seeds right) and blue bars (class 1, 1 in 10 images, seeds inverted): the colour follows
+    # the class, as in a colour-shortcut benchmark
+    n, size = 300, 16
+    images = torch.zeros(n, 3, size, size, dtype=torch.uint8)
+    stroke = torch.zeros(n, size, size, dtype=torch.bool)
+    blue = torch.arange(n) % 10 == 0
+    for i in range(n):
+        r, c = int(torch.randint(2, 10, (1,), generator=gen)), int(torch.randint(2, 10, (1,), generator=gen))
+        stroke[i, r:r + 4, c:c + 4] = True
+        images[i, 2 if blue[i] else 0][stroke[i]] = 255
+    soft = stroke.float().clone()
+    soft[blue] = 1 - soft[blue]  # the seeds of the blue class light its background, not its bar
+
+    def seeds(index):
+        return soft[index], torch.full((len(index),), 0.5)
+
+    def blue_stroke_probability(colour_mix: bool) -> float:
+        settings = DecoderSettings(enabled=True, width=8, dilations=[1, 1], epochs=10, lr=1e-2, band=0.0,
+                                   colour_mix=colour_mix)
+        decoder, _ = fit_decoder(images, seeds, settings)
+        with torch.no_grad():
+            prob = torch.sigmoid(decoder(images[blue].float() / 255))
+        return float(prob[stroke[blue]].mean())
+
+    assert blue_stroke_probability(False) < 0.5 < blue_stroke_probability(True)
+
+
+def test_the_boundary_prior_keeps_the_object_rather_than_a_frame_with_more_seed():
+    from lookright.vlm.components import keep_seeded_components
+
+    masks = torch.zeros(1, 16, 16)
+    masks[0, :2], masks[0, -2:], masks[0, :, :2], masks[0, :, -2:] = 1, 1, 1, 1  # a frame: 112 pixels
+    masks[0, 6:10, 6:10] = 1  # the object: 16 pixels, off the border
+    seed = masks * 0.6
+    seed[0, 6:10, 6:10] = 0.9  # mass: frame 67.2, object 14.4
+    t = torch.tensor([0.5])
+    by_mass = keep_seeded_components(masks, seed, t, largest_only=True)
+    assert by_mass[0, 0].all() and by_mass[0, 6:10, 6:10].sum() == 0
+    # the frame has 60 border pixels for 112 pixels (b = 5.7): exp(-b^2 / 2) ~ 1e-7
+    prior = keep_seeded_components(masks, seed, t, largest_only=True, boundary_sigma=1.0)
+    assert prior.sum() == 16 and prior[0, 6:10, 6:10].all()
+    # a mask that is all border keeps it: a non-empty mask stays non-empty
+    frame_only = masks.clone()
+    frame_only[0, 6:10, 6:10] = 0
+    assert keep_seeded_components(frame_only, seed, t, largest_only=True, boundary_sigma=1.0).sum() == 112
+    # a corner patch touching the border loses to an object of less mass that does not
+    masks = torch.zeros(1, 16, 16)
+    masks[0, :4, :4] = 1
+    masks[0, 8:12, 8:12] = 1
+    seed = masks * 0.8
+    seed[0, 8:12, 8:12] = 0.5
+    assert keep_seeded_components(masks, seed, t, largest_only=True)[0, 0, 0] == 1
+    assert keep_seeded_components(masks, seed, t, largest_only=True, boundary_sigma=1.0)[0, 0, 0] == 0

@@ -186,6 +186,28 @@ def test_vlm_teacher_masks_and_cache_through_split_masks(shapes_clip, tmp_path):
         split_masks(teacher, data.images[0], {"split": "x"})
 
 
+def test_a_colour_blind_teacher_draws_the_same_masks_whatever_the_colours(shapes_clip):
+    from lookright.data.shapes import ShapesConfig, generate_shapes
+    from lookright.vlm.teacher import VLMSettings, VLMTeacher, colour_view
+
+    clip, _ = shapes_clip
+    data = generate_shapes(24, seed=7, config=ShapesConfig(image_size=28))
+    images = torch.from_numpy(data.images)
+    assert images.shape[1] == 3
+    permuted = images[:, [2, 0, 1]]  # every colour changes, the per-pixel maximum does not
+    view = colour_view(images, "value")
+    assert view.dtype == images.dtype and torch.equal(view[:, 0], images.amax(dim=1)) and torch.equal(view[:, 1], view[:, 2])
+    assert torch.equal(colour_view(view, "value"), view)  # idempotent: stages may apply it again
+    settings = VLMSettings(method="maskclip", foreground="a shape", background=["background", "black"],
+                           cache_dir=None, batch_size=8)
+    idx = torch.arange(len(images))
+    blind = VLMTeacher(settings.model_copy(update={"colour": "value"}), clip=clip)
+    torch.testing.assert_close(blind.soft_and_masks(images, idx)[0], blind.soft_and_masks(permuted, idx)[0])
+    seeing = VLMTeacher(settings, clip=clip)
+    assert not torch.allclose(seeing.soft_and_masks(images, idx)[0], seeing.soft_and_masks(permuted, idx)[0])
+    assert "colour" not in settings.key_fields() and blind.settings.key_fields()["colour"] == "value"
+
+
 def _store_entry(root: str, barrier, rounds: int) -> None:
     """One writer of the concurrency test (module level: spawned processes import it)."""
     cache = MaskCache(root)

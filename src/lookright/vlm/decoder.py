@@ -17,6 +17,11 @@ images whose seed mask is empty. Loss: binary cross-entropy on the labelled pixe
 Convergence check (:func:`fit_decoder` returns it; the teacher warns): the final epoch's loss is
 compared with the loss of the best constant prediction (the labels' prior), and the training
 images on which the decoder's probability is flat (max - min < ``FLAT``) are counted.
+
+``colour_mix``: each training image is seen as ``x'_c = sum_k W_ck x_k`` with a fresh random
+``W`` per image and step whose rows are Dirichlet(1) draws (:func:`mix_colours`): a hue that follows
+the label (a colour shortcut) cannot become "background" in the decoder when the seeds of one
+class fail, while brightness and shape stay. Masks are drawn from the images as they are.
 """
 
 from __future__ import annotations
@@ -53,6 +58,9 @@ class DecoderSettings(BaseModel):
     band: float = Field(0.1, ge=0, lt=0.5, description="seed values within +-band of the threshold are ignored")
     labels: Literal["seed", "crf"] = Field("seed", description="pseudo-labels from the seeds, or from the seeds "
                                            "refined by the CRF stage (target.vlm.crf)")
+    colour_mix: bool = Field(False, description="train on random colour remappings of the images (each channel a "
+                             "random convex combination of the channels), so that no colour can mean figure or "
+                             "background")
     seed: int = 0
 
 
@@ -110,11 +118,12 @@ def fit_decoder(images: torch.Tensor, seeds, settings: DecoderSettings, progress
     decoder = MaskDecoder(x.shape[1], s.width, tuple(s.dilations))
     opt = torch.optim.AdamW(decoder.parameters(), lr=s.lr, weight_decay=1e-4)
     history = []
+    mix = torch.Generator().manual_seed(s.seed + 1) if s.colour_mix else None
     decoder.train()
     with torch.enable_grad():  # also when called under no_grad (mask-quality evaluation)
         for _epoch in range(s.epochs):
             history.append(_epoch_loss(decoder, opt, x, labels, weights, torch.randperm(n, generator=gen),
-                                       s.batch_size, progress))
+                                       s.batch_size, progress, mix))
     decoder.eval()
     with torch.no_grad():
         prob = torch.cat([torch.sigmoid(decoder(x[i:i + 512])) for i in range(0, n, 512)]).flatten(1)
@@ -124,15 +133,27 @@ def fit_decoder(images: torch.Tensor, seeds, settings: DecoderSettings, progress
     return decoder, record
 
 
-def _epoch_loss(decoder, opt, x, labels, weights, order, batch_size: int, progress) -> float:
-    """One pass in ``order``; returns the epoch's mean loss per labelled pixel."""
+def mix_colours(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """``(B, C, H, W)`` -> each image's channels replaced by random convex combinations of them
+    (rows of ``W`` ~ Dirichlet(1): normalised Exp(1) draws); one channel: unchanged."""
+    if x.shape[1] == 1:
+        return x
+    w = -torch.rand(x.shape[0], x.shape[1], x.shape[1], generator=generator).clamp_min(1e-12).log()
+    return torch.einsum("bck,bkhw->bchw", w / w.sum(dim=2, keepdim=True), x)
+
+
+def _epoch_loss(decoder, opt, x, labels, weights, order, batch_size: int, progress,
+                mix: torch.Generator | None = None) -> float:
+    """One pass in ``order`` (colours remapped with ``mix`` when given); returns the epoch's mean loss per
+    labelled pixel."""
     total, seen = 0.0, 0.0
     for start in range(0, len(order), batch_size):
         idx = order[start:start + batch_size]
         w = weights[idx]
         if w.sum() == 0:
             continue
-        loss = (F.binary_cross_entropy_with_logits(decoder(x[idx]), labels[idx], reduction="none") * w).sum() / w.sum()
+        images = x[idx] if mix is None else mix_colours(x[idx], mix)
+        loss = (F.binary_cross_entropy_with_logits(decoder(images), labels[idx], reduction="none") * w).sum() / w.sum()
         if not torch.isfinite(loss):
             raise MaskError("the decoder's loss is NaN or Inf: lower target.vlm.decoder.lr")
         opt.zero_grad(set_to_none=True)

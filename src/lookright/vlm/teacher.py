@@ -19,7 +19,12 @@
    that ``q >= 1/2`` exactly where ``m >= t``); the mask is ``q >= 1/2``;
 6. **components** (``components: seeded`` or ``largest``, after the decoder or the CRF): the mask's
    connected components whose mean seed is below the seed's threshold are dropped, or all but the
-   one of largest seed mass (:mod:`lookright.vlm.components`), and the soft map with them.
+   one of largest seed mass (:mod:`lookright.vlm.components`), and the soft map with them;
+   ``boundary_sigma`` weighs that mass down for components that run along the image border.
+
+With ``colour: value`` every stage sees ``max_c x[c]`` (repeated over the channels) instead of
+the colours: the masks of a colour-blind teacher cannot follow a colour shortcut, and a CLIP
+pretrained on white digits sees coloured ones as white.
 
 ``split_masks`` computes the masks of a whole split in batches, through the
 :class:`~lookright.vlm.cache.MaskCache` unless ``cache_dir`` is null, and warns (or, when no
@@ -79,9 +84,15 @@ class VLMSettings(BaseModel):
     refine_tau: float = Field(0.1, gt=0)
     shifts: int = Field(1, ge=1, description="seed maps averaged over shifts x shifts translations of the image "
                         "by fractions of a patch (1: off); the seed's resolution becomes patch / shifts")
+    colour: Literal["rgb", "value"] = Field(
+        "rgb", description="value: every stage sees each pixel's maximum over the colour channels (repeated over "
+        "the channels): a colour-blind teacher, whose masks cannot follow a colour shortcut")
     components: Literal["all", "seeded", "largest"] = Field(
         "all", description="seeded: drop the final mask's connected components whose mean seed is below the seed's "
         "threshold; largest: keep only the component of largest seed mass (one object per image)")
+    boundary_sigma: float | None = Field(None, gt=0, description="with components: the component kept is the one of "
+                                         "largest seed mass x exp(-b^2 / 2 sigma^2), b = its pixels on the image border "
+                                         "/ sqrt(its area) (Zhu et al. 2014 use 1); null: seed mass alone")
     batch_size: int = Field(256, ge=1)
     device: str = "cpu"
     decoder: DecoderSettings = Field(default_factory=DecoderSettings)
@@ -150,14 +161,26 @@ class VLMSettings(BaseModel):
     def key_fields(self) -> dict:
         """What the masks depend on (a stage that is off adds nothing, so older entries stay valid)."""
         crf_used = self.crf.enabled or (self.decoder.enabled and self.decoder.labels == "crf")
-        stages = {name: stage.model_dump() for name, stage, used in
+        stages = {name: stage.model_dump(exclude={"colour_mix"} if not getattr(stage, "colour_mix", True) else None)
+                  for name, stage, used in
                   (("decoder", self.decoder, self.decoder.enabled), ("crf", self.crf, crf_used)) if used}
         extra = {"shifts": self.shifts} if self.shifts > 1 else {}
         if self.components != "all":
             extra["components"] = self.components
+            if self.boundary_sigma is not None:
+                extra["boundary_sigma"] = self.boundary_sigma
+        if self.colour != "rgb":
+            extra["colour"] = self.colour
         return {"model": self.model_identity(), **stages, **extra, **self.model_dump(
             include={"method", "method_options", "foreground", "background", "background_template", "class_names",
                      "threshold", "refine_steps", "refine_tau"})}
+
+
+def colour_view(images: torch.Tensor, colour: str) -> torch.Tensor:
+    """``rgb``: the images; ``value``: each pixel's maximum over the channels, repeated over them (the V of HSV)."""
+    if colour == "rgb" or images.shape[-3] == 1:
+        return images
+    return images.amax(dim=-3, keepdim=True).expand_as(images)
 
 
 def weights_digest(path: Path) -> str:
@@ -201,9 +224,10 @@ class VLMTeacher:
             self._clip = self._clip()
         return self._clip
 
-    @staticmethod
-    def _floats(images: torch.Tensor) -> torch.Tensor:
-        return images.float() / 255 if not torch.is_floating_point(images) else images
+    def _floats(self, images: torch.Tensor) -> torch.Tensor:
+        """Images as floats in ``[0, 1]``, in the colour view of ``settings.colour`` (idempotent)."""
+        x = images.float() / 255 if not torch.is_floating_point(images) else images
+        return colour_view(x, self.settings.colour)
 
     def raw_maps(self, images: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
         """Stage 1: ``(B, g, g)`` dense maps."""
@@ -232,7 +256,7 @@ class VLMTeacher:
     def fit_decoder(self, images: np.ndarray | torch.Tensor, labels=None, progress=None) -> dict:
         """Stage 4: fit the decoder on uint8 training images ``(N, C, H, W)`` (their labels name the
         prompts); warns when it did not converge. Returns the fit record."""
-        images = torch.as_tensor(np.asarray(images))
+        images = colour_view(torch.as_tensor(np.asarray(images)), self.settings.colour)
         labels = None if labels is None else torch.as_tensor(np.asarray(labels)).long()
 
         def seeds(index: torch.Tensor):
@@ -272,7 +296,8 @@ class VLMTeacher:
             masks = (soft >= t[:, None, None]).float()
         if s.components != "all" and (s.decoder.enabled or s.crf.enabled):
             seed_soft, seed_t = seed if seed is not None else self.seeds(images, labels)
-            masks = keep_seeded_components(masks, seed_soft, seed_t, largest_only=s.components == "largest")
+            masks = keep_seeded_components(masks, seed_soft, seed_t, largest_only=s.components == "largest",
+                                           boundary_sigma=s.boundary_sigma)
             soft = soft * masks
         return soft, masks
 
