@@ -227,3 +227,33 @@ def test_the_boundary_prior_keeps_the_object_rather_than_a_frame_with_more_seed(
     seed[0, 8:12, 8:12] = 0.5
     assert keep_seeded_components(masks, seed, t, largest_only=True)[0, 0, 0] == 1
     assert keep_seeded_components(masks, seed, t, largest_only=True, boundary_sigma=1.0)[0, 0, 0] == 0
+
+
+def test_filtered_pseudo_labels_teach_the_decoder_that_a_frame_is_background():
+    from lookright.vlm.decoder import DecoderSettings
+    from lookright.vlm.teacher import VLMSettings, VLMTeacher
+
+    gen = torch.Generator().manual_seed(0)
+    n, size = 200, 16
+    lit = torch.zeros(n, size, size)
+    lit[:, :2], lit[:, -2:], lit[:, :, :2], lit[:, :, -2:] = 1, 1, 1, 1  # a frame in every image
+    frame = lit[0].bool()
+    for i in range(n):  # and an object inside it, off the border
+        r, c = (int(v) for v in torch.randint(4, 9, (2,), generator=gen))
+        lit[i, r:r + 4, c:c + 4] = 1
+    images = (lit[:, None].expand(n, 3, size, size) * 255).to(torch.uint8)
+
+    def frame_probability(filter_labels: bool) -> float:
+        decoder = DecoderSettings(enabled=True, width=8, dilations=[1, 1], epochs=8, lr=1e-2, band=0.0,
+                                  filter_labels=filter_labels)
+        settings = VLMSettings(foreground="a thing", decoder=decoder, components="largest", boundary_sigma=1.0,
+                               cache_dir=None)
+        teacher = VLMTeacher(settings, clip=lambda: None)  # the seeds below stand in for the CLIP's
+        teacher.seeds = lambda x, labels: (0.9 * (x[:, 0] > 0).float(), torch.full((len(x),), 0.5))
+        teacher.fit_decoder(images)
+        with torch.no_grad():
+            prob = torch.sigmoid(teacher.decoder(images.float() / 255))
+        return float(prob[:, frame].mean())
+
+    # the seed lights frame and object alike; the component filter (boundary prior) drops the frame
+    assert frame_probability(True) < 0.5 < frame_probability(False)

@@ -58,6 +58,8 @@ class DecoderSettings(BaseModel):
     band: float = Field(0.1, ge=0, lt=0.5, description="seed values within +-band of the threshold are ignored")
     labels: Literal["seed", "crf"] = Field("seed", description="pseudo-labels from the seeds, or from the seeds "
                                            "refined by the CRF stage (target.vlm.crf)")
+    filter_labels: bool = Field(False, description="pass the pseudo-labels through the teacher's component filter "
+                                "(target.vlm.components, boundary_sigma) first: what it drops is labelled background")
     colour_mix: bool = Field(False, description="train on random colour remappings of the images (each channel a "
                              "random convex combination of the channels), so that no colour can mean figure or "
                              "background")

@@ -161,7 +161,8 @@ class VLMSettings(BaseModel):
     def key_fields(self) -> dict:
         """What the masks depend on (a stage that is off adds nothing, so older entries stay valid)."""
         crf_used = self.crf.enabled or (self.decoder.enabled and self.decoder.labels == "crf")
-        stages = {name: stage.model_dump(exclude={"colour_mix"} if not getattr(stage, "colour_mix", True) else None)
+        stages = {name: stage.model_dump(exclude={k for k in ("colour_mix", "filter_labels")
+                                                  if getattr(stage, k, None) is False})
                   for name, stage, used in
                   (("decoder", self.decoder, self.decoder.enabled), ("crf", self.crf, crf_used)) if used}
         extra = {"shifts": self.shifts} if self.shifts > 1 else {}
@@ -264,6 +265,11 @@ class VLMTeacher:
             if self.settings.decoder.labels == "crf":
                 soft = crf_refine(images[index].float() / 255, _seed_probability(soft, t), self.settings.crf)
                 t = torch.full_like(t, 0.5)
+            if self.settings.decoder.filter_labels and self.settings.components != "all":
+                kept = keep_seeded_components((soft >= t.view(-1, 1, 1)).float(), soft, t,
+                                              largest_only=self.settings.components == "largest",
+                                              boundary_sigma=self.settings.boundary_sigma)
+                soft = soft * kept  # a dropped component's pixels become background labels
             return soft, t
 
         self.decoder, self.decoder_record = fit_decoder(images, seeds, self.settings.decoder, progress)
