@@ -257,3 +257,7 @@ def test_filtered_pseudo_labels_teach_the_decoder_that_a_frame_is_background():
 
     # the seed lights frame and object alike; the component filter (boundary prior) drops the frame
     assert frame_probability(True) < 0.5 < frame_probability(False)
+    with pytest.raises(ValueError, match="component filter, which is off"):
+        VLMSettings(components="all", decoder=DecoderSettings(filter_labels=True))
+    with pytest.raises(ValueError, match="boundary_sigma"):
+        VLMSettings(boundary_sigma=1.0)

@@ -117,6 +117,16 @@ class VLMSettings(BaseModel):
         return value
 
     @model_validator(mode="after")
+    def _component_settings_need_components(self) -> VLMSettings:
+        if self.components == "all":
+            used = [name for name, on in (("target.vlm.boundary_sigma", self.boundary_sigma is not None),
+                                          ("target.vlm.decoder.filter_labels", self.decoder.filter_labels)) if on]
+            if used:
+                raise ValueError(f"{' and '.join(used)} act through the component filter, which is off: set "
+                                 "target.vlm.components to seeded or largest, or leave them unset")
+        return self
+
+    @model_validator(mode="after")
     def _decoder_is_fitted_before_training(self) -> VLMSettings:
         if self.decoder.enabled and self.mode == "on-the-fly":
             raise ValueError("target.vlm.decoder is fitted on the whole train split before training: use "
