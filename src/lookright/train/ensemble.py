@@ -63,7 +63,8 @@ MAY_DIFFER = ("seed", "name", "loss.lambda0", "loss.ramp", "train.attn_epochs", 
               "train.selection", "train.selection_beta", "train.patience", "optim", "scheduler")
 #: an ensembled member against its sequential run, 2 epochs on 300 embedded digits (tests/test_ensemble.py):
 #: per-epoch train CE (relative) and accuracies (points)
-TOLERANCE = {"train_ce_rel": 1e-4, "acc_points": 1.0}
+#: losses: float32 summation order differs with the CPU's kernels (3e-4 relative seen on an AMD EPYC)
+TOLERANCE = {"train_ce_rel": 1e-3, "acc_points": 1.0}
 
 
 def group_key(cfg: RunConfig) -> str:
