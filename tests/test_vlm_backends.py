@@ -140,3 +140,33 @@ def test_a_missing_clip_names_the_key_of_the_command_before_any_work(tmp_path):
     assert "hub" not in result.output and not list(tmp_path.iterdir())  # nothing was started
     with pytest.raises(DataError, match="set model.path=DIR"):
         load_clip("hf", path=tmp_path / "none", key="model")
+
+
+def test_clip_gradcam_is_the_probability_gradcam_up_to_a_factor_and_survives_saturation(tiny_hf):
+    from lookright.vlm.dense import _candidate_logits, _text_candidates, gradcam_map
+
+    clip = load_clip("hf", path=tiny_hf[0])
+    images = torch.rand(4, 3, 16, 16)
+    prompts = PromptSet(foreground="a circle", background=["black", "background"])
+
+    def probability_gradcam() -> torch.Tensor:  # the textbook form: the gradient of the softmax probability
+        fg, bg = _text_candidates(clip, prompts, None, len(images))
+        with torch.no_grad():
+            tokens = clip.tokens(clip.preprocess(images))
+        tokens.requires_grad_(True)
+        z = clip.head(clip.finish(tokens)[:, 0])
+        probs = (clip.logit_scale.detach() * _candidate_logits(z, fg, bg)).softmax(dim=-1)
+        (grad,) = torch.autograd.grad(probs[:, 0].sum(), tokens)
+        return F.relu((grad[:, 1:].mean(dim=1, keepdim=True) * tokens[:, 1:].detach()).sum(dim=-1)).flatten(1)
+
+    ours = gradcam_map(clip, images, prompts).flatten(1)
+    textbook = probability_gradcam()
+    assert textbook.abs().sum() > 0
+    ratio = ours.sum(dim=1) / textbook.sum(dim=1)  # one positive factor per image: 1 / (s (1 - s))
+    assert (ratio > 1).all()
+    torch.testing.assert_close(ours, textbook * ratio[:, None], rtol=1e-3, atol=1e-7)
+    with torch.no_grad():  # a confident CLIP (this bundle's own copy): s rounds to 1 in float32 ...
+        clip.model.logit_scale.fill_(float(np.log(1e7)))
+    assert probability_gradcam().abs().max() == 0  # ... and the textbook gradient vanishes
+    saturated = gradcam_map(clip, images, prompts)
+    assert torch.isfinite(saturated).all() and (saturated.flatten(1).amax(dim=1) > 0).all()

@@ -261,3 +261,56 @@ def test_filtered_pseudo_labels_teach_the_decoder_that_a_frame_is_background():
         VLMSettings(components="all", decoder=DecoderSettings(filter_labels=True))
     with pytest.raises(ValueError, match="boundary_sigma"):
         VLMSettings(boundary_sigma=1.0)
+
+
+def test_only_on_the_border_flags_masks_with_nothing_off_the_border():
+    from lookright.vlm.components import only_on_the_border
+
+    masks = torch.zeros(5, 16, 16)
+    masks[0, 6:10, 6:10] = 1  # an object off the border
+    masks[1] = 1 - masks[0]  # the background around it: 60 border pixels for 240 (b = 3.9)
+    masks[2, :2] = 1  # a bar along the top edge: b = 16 / sqrt(32) = 2.8
+    masks[3, 0:5, 0:5] = 1  # an object touching a corner: b = 9 / 5 = 1.8 ...
+    masks[3, 8:12, 8:12] = 1  # ... but another component lies off the border
+    assert only_on_the_border(masks, 1.0).tolist() == [False, True, True, False, False]  # empty: not flagged
+    # a wider sigma forgives the corner object alone (weight exp(-1.8^2 / 8) = 0.67)
+    assert only_on_the_border(masks[3:4, :, :] * (torch.arange(16) < 6).float(), 2.0).tolist() == [False]
+
+
+def test_dropping_border_only_seeds_keeps_the_background_out_of_the_decoder():
+    from lookright.vlm.decoder import DecoderSettings
+    from lookright.vlm.teacher import VLMSettings, VLMTeacher
+
+    gen = torch.Generator().manual_seed(0)
+    n, size = 200, 16
+    lit = torch.zeros(n, size, size)
+    for i in range(n):  # one object per image, off the border
+        r, c = (int(v) for v in torch.randint(3, 9, (2,), generator=gen))
+        lit[i, r:r + 5, c:c + 5] = 1
+    images = (lit[:, None].expand(n, 3, size, size) * 255).to(torch.uint8)
+    failed = torch.arange(n) % 10 < 7  # on 70% of the images the seed lights the background instead
+
+    def background_probability(drop_border: bool) -> tuple[float, dict]:
+        decoder = DecoderSettings(enabled=True, width=8, dilations=[1, 1], epochs=8, lr=1e-2, band=0.0,
+                                  filter_labels=True, drop_border=drop_border)
+        settings = VLMSettings(foreground="a thing", decoder=decoder, components="largest", boundary_sigma=1.0,
+                               cache_dir=None)
+        teacher = VLMTeacher(settings, clip=lambda: None)  # the seeds below stand in for the CLIP's
+
+        def seeds(x, labels):  # the labels say which images' seeds failed
+            on = (x[:, 0] > 0).float()
+            on = torch.where(labels.bool().view(-1, 1, 1), 1 - on, on)
+            return 0.9 * on, torch.full((len(x),), 0.5)
+
+        teacher.seeds = seeds
+        record = teacher.fit_decoder(images, failed.long())
+        with torch.no_grad():
+            prob = torch.sigmoid(teacher.decoder(images.float() / 255))
+        return float(prob[lit == 0].mean()), record
+
+    dropped, record = background_probability(True)
+    kept, _ = background_probability(False)
+    assert dropped < 0.5 < kept
+    assert record["border_only"] == int(failed.sum())
+    with pytest.raises(ValueError, match="drop_border judges"):
+        VLMSettings(components="largest", decoder=DecoderSettings(drop_border=True))

@@ -14,7 +14,8 @@ instead of ``sum m``, with the boundary connectivity ``b = (pixels on the image 
 sqrt(area)`` of Zhu et al. (CVPR 2014, "Saliency optimization from robust background
 detection"; they use sigma = 1): a component that runs along the border (a frame, a
 corner patch) is background far more often than an object; one that does not touch it keeps
-its mass.
+its mass. ``only_on_the_border`` flags masks whose every component has a boundary weight below
+1/2 (the decoder's ``drop_border`` leaves such images out of its labels).
 
 Components are labelled by propagating the largest pixel index through 3 x 3 max pooling inside
 the mask until nothing changes (batched, any device, no compiled extension).
@@ -40,6 +41,34 @@ def connected_components(masks: torch.Tensor) -> torch.Tensor:
         labels = grown
 
 
+def _boundary_weights(flat: torch.Tensor, area: torch.Tensor, shape: tuple[int, int, int],
+                      sigma: float) -> torch.Tensor:
+    """``exp(-b^2 / (2 sigma^2))`` per component slot ``(B, H*W + 1)``; ``flat`` holds the batch-offset
+    component ids of every pixel, ``area`` the pixel count per slot."""
+    b, h, w = shape
+    edge = torch.zeros(h, w, device=area.device)
+    edge[0], edge[-1], edge[:, 0], edge[:, -1] = 1, 1, 1, 1
+    on_border = torch.zeros(area.numel(), device=area.device).scatter_add_(
+        0, flat.flatten(), edge.expand(b, h, w).flatten()).view_as(area)
+    return torch.exp(-(on_border / area.clamp_min(1).sqrt()) ** 2 / (2 * sigma ** 2))
+
+
+def only_on_the_border(masks: torch.Tensor, boundary_sigma: float) -> torch.Tensor:
+    """``(B,)`` bool: the mask is non-empty and every 8-connected component of it has a boundary weight
+    ``exp(-b^2 / (2 sigma^2))`` below 1/2 (``b > 1.18 sigma``): what it holds runs along the image border
+    (the background around the object, a frame), nothing off it."""
+    b, h, w = masks.shape
+    ids = connected_components(masks).flatten(1)
+    slots = h * w + 1
+    flat = ids + torch.arange(b, device=ids.device)[:, None] * slots
+    area = torch.zeros(b * slots, device=masks.device).scatter_add_(
+        0, flat.flatten(), torch.ones(b * h * w, device=masks.device)).view(b, slots)
+    weight = _boundary_weights(flat, area, (b, h, w), boundary_sigma)
+    present = area > 0
+    present[:, 0] = False
+    return present.any(dim=1) & ~((weight >= 0.5) & present).any(dim=1)
+
+
 def keep_seeded_components(masks: torch.Tensor, seed: torch.Tensor, threshold: torch.Tensor,
                            largest_only: bool = False, boundary_sigma: float | None = None) -> torch.Tensor:
     """``masks (B, H, W)`` binary, ``seed (B, H, W)`` the seed's soft map, ``threshold (B,)`` its
@@ -56,12 +85,7 @@ def keep_seeded_components(masks: torch.Tensor, seed: torch.Tensor, threshold: t
     mean = mass / area.clamp_min(1)
     score = mass.clone()
     if boundary_sigma is not None:
-        edge = torch.zeros(h, w, device=seed.device)
-        edge[0], edge[-1], edge[:, 0], edge[:, -1] = 1, 1, 1, 1
-        on_border = torch.zeros(b * slots, device=seed.device).scatter_add_(
-            0, flat.flatten(), edge.expand(b, h, w).flatten()).view(b, slots)
-        connectivity = on_border / area.clamp_min(1).sqrt()
-        score = score * torch.exp(-connectivity ** 2 / (2 * boundary_sigma ** 2))
+        score = score * _boundary_weights(flat, area, (b, h, w), boundary_sigma)
     score[:, 0] = -1  # never the background
     largest = torch.arange(slots, device=ids.device)[None] == score.argmax(dim=1, keepdim=True)
     keep = largest if largest_only else (mean >= threshold.view(-1, 1)) | largest

@@ -11,7 +11,8 @@ Labels (per training image, from the seed soft map ``m`` in ``[0, 1]`` and its t
 with ``labels: crf`` from the CRF's probability of the seed and ``t = 1/2``, which follows the
 image's edges but lights only the parts of the object the seed found):
 foreground where ``m >= t + band``, background where ``m < t - band``, ignored in between and on
-images whose seed mask is empty. Loss: binary cross-entropy on the labelled pixels, AdamW,
+images whose seed mask is empty (with ``drop_border``, also on images whose seed mask lies only
+along the image border: see :func:`lookright.vlm.components.only_on_the_border`). Loss: binary cross-entropy on the labelled pixels, AdamW,
 ``epochs`` passes over at most ``max_images`` images in a fixed order drawn from ``seed``.
 
 Convergence check (:func:`fit_decoder` returns it; the teacher warns): the final epoch's loss is
@@ -60,6 +61,9 @@ class DecoderSettings(BaseModel):
                                            "refined by the CRF stage (target.vlm.crf)")
     filter_labels: bool = Field(False, description="pass the pseudo-labels through the teacher's component filter "
                                 "(target.vlm.components, boundary_sigma) first: what it drops is labelled background")
+    drop_border: bool = Field(False, description="leave out of the labels the training images whose seed mask "
+                              "(after filter_labels) lies only along the image border (every component's boundary "
+                              "weight below 1/2, with target.vlm.boundary_sigma): the seed lit the background")
     colour_mix: bool = Field(False, description="train on random colour remappings of the images (each channel a "
                              "random convex combination of the channels), so that no colour can mean figure or "
                              "background")
@@ -178,6 +182,10 @@ def decoder_problems(record: dict) -> list[str]:
     if record["flat"] * 2 > record["images"]:
         problems.append(f"the decoder's probability is flat (spread < {FLAT}) on {record['flat']} of its "
                         f"{record['images']} training images: it finds no figure there")
+    if record.get("border_only", 0) * 2 > record["images"]:
+        problems.append(f"the seed masks lie only along the image border on {record['border_only']} of the decoder's "
+                        f"{record['images']} training images (left out of its labels): the prompts light the "
+                        "background; check target.vlm.foreground and background")
     return problems
 
 

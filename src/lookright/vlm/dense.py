@@ -7,7 +7,11 @@ a ``g x g`` grid of patches); ``head`` is the final layer norm and projection.
 
 * ``gradcam`` (CLIP-ES): ``s = softmax_c(scale * cos(head(block(T))_cls, t_c))[fg]``, the
   foreground probability with the background prompts competing; ``w = mean_patches dS/dT``;
-  ``map = ReLU(sum_k w_k T_k)`` over the patch tokens.
+  ``map = ReLU(sum_k w_k T_k)`` over the patch tokens. The gradient is taken of the log-odds
+  ``log(s / (1 - s)) = l_fg - logsumexp(l_bg)`` (``l`` the scaled similarities), which is
+  ``dS/dT / (s (1 - s))``: the same map up to a positive factor per image (maps are min-max
+  normalised per image downstream), but one that does not vanish when a confident CLIP's ``s``
+  rounds to 1 in float32. Without background prompts the gradient is that of ``l_fg``.
 * ``maskclip``: value embeddings of the last block through its output projection, per patch:
   ``z_p = head(out_proj(v_proj(ln_1(T_p))))``; ``map = softmax_c(scale * cos(z_p, t_c))[fg]``.
 * ``surgery`` (feature surgery): the MaskCLIP similarities minus what is common to all
@@ -115,8 +119,9 @@ def gradcam_map(clip: ClipBundle, images: torch.Tensor, prompts: PromptSet, labe
     with torch.enable_grad():
         tokens.requires_grad_(True)
         z = clip.head(clip.finish(tokens)[:, 0])
-        probs = (clip.logit_scale.detach() * _candidate_logits(z, fg.detach(), bg.detach())).softmax(dim=-1)
-        (grad,) = torch.autograd.grad(probs[:, 0].sum(), tokens)
+        logits = clip.logit_scale.detach() * _candidate_logits(z, fg.detach(), bg.detach())
+        score = logits[:, 0] - logits[:, 1:].logsumexp(dim=-1) if logits.shape[1] > 1 else logits[:, 0]
+        (grad,) = torch.autograd.grad(score.sum(), tokens)
     weights = grad[:, 1:].mean(dim=1, keepdim=True)
     return _grid(F.relu((weights * tokens[:, 1:].detach()).sum(dim=-1)), clip)
 

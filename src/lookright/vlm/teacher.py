@@ -50,7 +50,7 @@ from lookright.errors import ConfigError, MaskError
 from lookright.targets.teacher import TEACHERS
 from lookright.vlm.backends import ClipBundle, load_clip
 from lookright.vlm.cache import MaskCache, cache_key, digest_array, digest_file
-from lookright.vlm.components import keep_seeded_components
+from lookright.vlm.components import keep_seeded_components, only_on_the_border
 from lookright.vlm.crf import CRFSettings, crf_refine
 from lookright.vlm.decoder import DecoderSettings, decoder_problems, fit_decoder
 from lookright.vlm.decoder_store import DecoderStore
@@ -124,6 +124,9 @@ class VLMSettings(BaseModel):
             if used:
                 raise ValueError(f"{' and '.join(used)} act through the component filter, which is off: set "
                                  "target.vlm.components to seeded or largest, or leave them unset")
+        if self.decoder.drop_border and self.boundary_sigma is None:
+            raise ValueError("target.vlm.decoder.drop_border judges the seed masks by the boundary prior: set "
+                             "target.vlm.boundary_sigma (1.0 is Zhu et al.'s value), or leave drop_border unset")
         return self
 
     @model_validator(mode="after")
@@ -171,7 +174,7 @@ class VLMSettings(BaseModel):
     def key_fields(self) -> dict:
         """What the masks depend on (a stage that is off adds nothing, so older entries stay valid)."""
         crf_used = self.crf.enabled or (self.decoder.enabled and self.decoder.labels == "crf")
-        stages = {name: stage.model_dump(exclude={k for k in ("colour_mix", "filter_labels")
+        stages = {name: stage.model_dump(exclude={k for k in ("colour_mix", "filter_labels", "drop_border")
                                                   if getattr(stage, k, None) is False})
                   for name, stage, used in
                   (("decoder", self.decoder, self.decoder.enabled), ("crf", self.crf, crf_used)) if used}
@@ -280,9 +283,17 @@ class VLMTeacher:
                                               largest_only=self.settings.components == "largest",
                                               boundary_sigma=self.settings.boundary_sigma)
                 soft = soft * kept  # a dropped component's pixels become background labels
+            if self.settings.decoder.drop_border:
+                border = only_on_the_border((soft >= t.view(-1, 1, 1)).float(), self.settings.boundary_sigma)
+                dropped[0] += int(border.sum())
+                soft = soft * (~border).view(-1, 1, 1)  # an all-zero seed: the image is left out of the labels
             return soft, t
 
+        dropped = [0]
+
         self.decoder, self.decoder_record = fit_decoder(images, seeds, self.settings.decoder, progress)
+        if self.settings.decoder.drop_border:
+            self.decoder_record["border_only"] = dropped[0]
         for problem in decoder_problems(self.decoder_record):
             warnings.warn(TeacherWarning(problem), stacklevel=2)
         return self.decoder_record
