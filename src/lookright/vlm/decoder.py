@@ -13,7 +13,8 @@ image's edges but lights only the parts of the object the seed found):
 foreground where ``m >= t + band``, background where ``m < t - band``, ignored in between and on
 images whose seed mask is empty (with ``drop_border``, also on images whose seed mask lies only
 along the image border: :func:`lookright.vlm.components.only_on_the_border`). Loss: binary
-cross-entropy on the labelled pixels, AdamW, ``epochs`` passes over at most ``max_images`` images in a fixed order drawn from ``seed``.
+cross-entropy on the labelled pixels, AdamW, ``epochs`` passes over at most ``max_images``
+images in a fixed order drawn from ``seed``.
 
 Convergence check (:func:`fit_decoder` returns it; the teacher warns): the final epoch's loss is
 compared with the loss of the best constant prediction (the labels' prior), and the training
