@@ -279,7 +279,7 @@ def test_only_on_the_border_flags_masks_with_nothing_off_the_border():
 
 def test_dropping_border_only_seeds_keeps_the_background_out_of_the_decoder():
     from lookright.vlm.decoder import DecoderSettings
-    from lookright.vlm.teacher import VLMSettings, VLMTeacher
+    from lookright.vlm.teacher import TeacherWarning, VLMSettings, VLMTeacher
 
     gen = torch.Generator().manual_seed(0)
     n, size = 200, 16
@@ -290,7 +290,7 @@ def test_dropping_border_only_seeds_keeps_the_background_out_of_the_decoder():
     images = (lit[:, None].expand(n, 3, size, size) * 255).to(torch.uint8)
     failed = torch.arange(n) % 10 < 7  # on 70% of the images the seed lights the background instead
 
-    def background_probability(drop_border: bool) -> tuple[float, dict]:
+    def background_probability(drop_border: bool, failed: torch.Tensor = failed) -> tuple[float, dict]:
         decoder = DecoderSettings(enabled=True, width=8, dilations=[1, 1], epochs=8, lr=1e-2, band=0.0,
                                   filter_labels=True, drop_border=drop_border)
         settings = VLMSettings(foreground="a thing", decoder=decoder, components="largest", boundary_sigma=1.0,
@@ -311,6 +311,10 @@ def test_dropping_border_only_seeds_keeps_the_background_out_of_the_decoder():
     dropped, record = background_probability(True)
     kept, _ = background_probability(False)
     assert dropped < 0.5 < kept
-    assert record["border_only"] == int(failed.sum())
+    assert record["border_only"] == int(failed.sum()) and not record["border_only_kept"]
+    # seeds that light only the border everywhere: leaving them out would leave no label, so they stay, with a warning
+    with pytest.warns(TeacherWarning, match="drop_border left them in"):
+        _, record = background_probability(True, torch.ones(n, dtype=torch.bool))
+    assert record["border_only"] == n and record["border_only_kept"]
     with pytest.raises(ValueError, match="drop_border judges"):
         VLMSettings(components="largest", decoder=DecoderSettings(drop_border=True))

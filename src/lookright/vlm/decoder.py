@@ -101,20 +101,29 @@ def pseudo_labels(soft: torch.Tensor, threshold: torch.Tensor, band: float) -> t
 
 def fit_decoder(images: torch.Tensor, seeds, settings: DecoderSettings, progress=None) -> tuple[MaskDecoder, dict]:
     """Fit a :class:`MaskDecoder` on uint8 images ``(N, C, H, W)``; ``seeds(index)`` returns the
-    ``(soft, threshold)`` of ``images[index]``. Returns the decoder (eval mode) and a record (losses, constant
+    ``(soft, threshold)`` of ``images[index]``, or ``(soft, threshold, border_only)`` with a ``(B,)`` bool of
+    images to leave out of the labels (``drop_border``; when that would leave no label at all, none is left
+    out and the record says so). Returns the decoder (eval mode) and a record (losses, constant
     baseline, ``converged``, counts of empty and full masks on the training images)."""
     s = settings
     n = len(images) if s.max_images is None else min(s.max_images, len(images))
     gen = torch.Generator().manual_seed(s.seed)
     pick = torch.randperm(len(images), generator=gen)[:n]
     x = images[pick].float() / 255
-    labels, weights = [], []
+    labels, weights, border = [], [], []
     for start in range(0, n, 256):
-        soft, threshold = seeds(pick[start:start + 256])
+        soft, threshold, *left_out = seeds(pick[start:start + 256])
         lab, w = pseudo_labels(soft.cpu(), threshold.cpu(), s.band)
         labels.append(lab)
         weights.append(w)
+        border += [flags.cpu() for flags in left_out]
     labels, weights = torch.cat(labels), torch.cat(weights)
+    extra = {}
+    if border:
+        border = torch.cat(border)
+        kept = weights * (~border).float().view(-1, 1, 1)
+        extra = {"border_only": int(border.sum()), "border_only_kept": bool(kept.sum() == 0 and weights.sum() > 0)}
+        weights = weights if extra["border_only_kept"] else kept
     labelled = float(weights.sum())
     if labelled == 0:
         raise MaskError(f"the decoder has no pseudo-label to learn from: all {n} training images got an empty seed "
@@ -136,7 +145,7 @@ def fit_decoder(images: torch.Tensor, seeds, settings: DecoderSettings, progress
         prob = torch.cat([torch.sigmoid(decoder(x[i:i + 512])) for i in range(0, n, 512)]).flatten(1)
     spread = prob.amax(dim=1) - prob.amin(dim=1)
     record = {"images": n, "labelled_pixels": labelled, "prior": prior, "constant_loss": constant, "losses": history,
-              "converged": history[-1] < 0.8 * constant, "flat": int((spread < FLAT).sum())}
+              "converged": history[-1] < 0.8 * constant, "flat": int((spread < FLAT).sum()), **extra}
     return decoder, record
 
 
@@ -183,10 +192,12 @@ def decoder_problems(record: dict) -> list[str]:
     if record["flat"] * 2 > record["images"]:
         problems.append(f"the decoder's probability is flat (spread < {FLAT}) on {record['flat']} of its "
                         f"{record['images']} training images: it finds no figure there")
-    if record.get("border_only", 0) * 2 > record["images"]:
+    if record.get("border_only", 0) * 2 > record["images"] or record.get("border_only_kept"):
+        fate = ("drop_border left them in: no label would be left otherwise" if record.get("border_only_kept")
+                else "left out of its labels")
         problems.append(f"the seed masks lie only along the image border on {record['border_only']} of the decoder's "
-                        f"{record['images']} training images (left out of its labels): the prompts light the "
-                        "background; check target.vlm.foreground and background")
+                        f"{record['images']} training images ({fate}): the prompts light the background; check "
+                        "target.vlm.foreground and background")
     return problems
 
 

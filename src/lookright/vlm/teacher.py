@@ -283,17 +283,11 @@ class VLMTeacher:
                                               largest_only=self.settings.components == "largest",
                                               boundary_sigma=self.settings.boundary_sigma)
                 soft = soft * kept  # a dropped component's pixels become background labels
-            if self.settings.decoder.drop_border:
-                border = only_on_the_border((soft >= t.view(-1, 1, 1)).float(), self.settings.boundary_sigma)
-                dropped[0] += int(border.sum())
-                soft = soft * (~border).view(-1, 1, 1)  # an all-zero seed: the image is left out of the labels
+            if self.settings.decoder.drop_border:  # fit_decoder leaves these images out of the labels
+                return soft, t, only_on_the_border((soft >= t.view(-1, 1, 1)).float(), self.settings.boundary_sigma)
             return soft, t
 
-        dropped = [0]
-
         self.decoder, self.decoder_record = fit_decoder(images, seeds, self.settings.decoder, progress)
-        if self.settings.decoder.drop_border:
-            self.decoder_record["border_only"] = dropped[0]
         for problem in decoder_problems(self.decoder_record):
             warnings.warn(TeacherWarning(problem), stacklevel=2)
         return self.decoder_record
