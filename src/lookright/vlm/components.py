@@ -41,6 +41,21 @@ def connected_components(masks: torch.Tensor) -> torch.Tensor:
         labels = grown
 
 
+def _per_component(flat: torch.Tensor, values: torch.Tensor, slots: int) -> torch.Tensor:
+    """Sums of ``values (B, H, W)`` per component slot ``(B, slots)``; ``flat`` holds each pixel's batch-offset
+    component id (slot 0 of each image: off the mask)."""
+    return torch.zeros(flat.numel() // flat.shape[1] * slots, device=values.device).scatter_add_(
+        0, flat.flatten(), values.flatten().float()).view(-1, slots)
+
+
+def _components(masks: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``(ids (B, HW), flat (B, HW), area (B, H*W + 1))``: component ids, the same offset per image, pixels per slot."""
+    b, h, w = masks.shape
+    ids = connected_components(masks).flatten(1)  # (B, HW), 0 = background
+    flat = ids + torch.arange(b, device=ids.device)[:, None] * (h * w + 1)
+    return ids, flat, _per_component(flat, torch.ones_like(masks), h * w + 1)
+
+
 def _boundary_weights(flat: torch.Tensor, area: torch.Tensor, shape: tuple[int, int, int],
                       sigma: float) -> torch.Tensor:
     """``exp(-b^2 / (2 sigma^2))`` per component slot ``(B, H*W + 1)``; ``flat`` holds the batch-offset
@@ -48,8 +63,7 @@ def _boundary_weights(flat: torch.Tensor, area: torch.Tensor, shape: tuple[int, 
     b, h, w = shape
     edge = torch.zeros(h, w, device=area.device)
     edge[0], edge[-1], edge[:, 0], edge[:, -1] = 1, 1, 1, 1
-    on_border = torch.zeros(area.numel(), device=area.device).scatter_add_(
-        0, flat.flatten(), edge.expand(b, h, w).flatten()).view_as(area)
+    on_border = _per_component(flat, edge.expand(b, h, w), h * w + 1)
     return torch.exp(-(on_border / area.clamp_min(1).sqrt()) ** 2 / (2 * sigma ** 2))
 
 
@@ -57,13 +71,8 @@ def only_on_the_border(masks: torch.Tensor, boundary_sigma: float) -> torch.Tens
     """``(B,)`` bool: the mask is non-empty and every 8-connected component of it has a boundary weight
     ``exp(-b^2 / (2 sigma^2))`` below 1/2 (``b > 1.18 sigma``): what it holds runs along the image border
     (the background around the object, a frame), nothing off it."""
-    b, h, w = masks.shape
-    ids = connected_components(masks).flatten(1)
-    slots = h * w + 1
-    flat = ids + torch.arange(b, device=ids.device)[:, None] * slots
-    area = torch.zeros(b * slots, device=masks.device).scatter_add_(
-        0, flat.flatten(), torch.ones(b * h * w, device=masks.device)).view(b, slots)
-    weight = _boundary_weights(flat, area, (b, h, w), boundary_sigma)
+    _, flat, area = _components(masks)
+    weight = _boundary_weights(flat, area, tuple(masks.shape), boundary_sigma)
     present = area > 0
     present[:, 0] = False
     return present.any(dim=1) & ~((weight >= 0.5) & present).any(dim=1)
@@ -76,12 +85,9 @@ def keep_seeded_components(masks: torch.Tensor, seed: torch.Tensor, threshold: t
     component of largest seed mass, weighted by the boundary prior when ``boundary_sigma`` is set,
     always stays; with ``largest_only`` it is the only one)."""
     b, h, w = masks.shape
-    ids = connected_components(masks).flatten(1)  # (B, HW), 0 = background
     slots = h * w + 1
-    flat = ids + torch.arange(b, device=ids.device)[:, None] * slots
-    mass = torch.zeros(b * slots, device=seed.device).scatter_add_(0, flat.flatten(), seed.flatten().float())
-    area = torch.zeros(b * slots, device=seed.device).scatter_add_(0, flat.flatten(), torch.ones_like(seed).flatten())
-    mass, area = mass.view(b, slots), area.view(b, slots)
+    ids, flat, area = _components(masks)
+    mass = _per_component(flat, seed, slots)
     mean = mass / area.clamp_min(1)
     score = mass.clone()
     if boundary_sigma is not None:
