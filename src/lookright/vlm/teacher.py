@@ -22,9 +22,13 @@
    one of largest seed mass (:mod:`lookright.vlm.components`), and the soft map with them;
    ``boundary_sigma`` weighs that mass down for components that run along the image border.
 
+Between 5 and 6, **colour_model** (``colour_model.enabled``) removes the mask's pixels whose colour
+is more typical of the image's background than of its mask (:mod:`lookright.vlm.colour_model`).
+
 With ``colour: value`` every stage sees ``max_c x[c]`` (repeated over the channels) instead of
 the colours: the masks of a colour-blind teacher cannot follow a colour shortcut, and a CLIP
-pretrained on white digits sees coloured ones as white.
+pretrained on white digits sees coloured ones as white. With ``colour: seed-value`` only the CLIP
+(stages 1-2) sees that view; the decoder, CRF and colour model see the colours.
 
 ``split_masks`` computes the masks of a whole split in batches, through the
 :class:`~lookright.vlm.cache.MaskCache` unless ``cache_dir`` is null, and warns (or, when no
@@ -50,6 +54,7 @@ from lookright.errors import ConfigError, MaskError
 from lookright.targets.teacher import TEACHERS
 from lookright.vlm.backends import ClipBundle, load_clip
 from lookright.vlm.cache import MaskCache, cache_key, digest_array, digest_file
+from lookright.vlm.colour_model import ColourModelSettings, colour_carve
 from lookright.vlm.components import keep_seeded_components, only_on_the_border
 from lookright.vlm.crf import CRFSettings, crf_refine
 from lookright.vlm.decoder import DecoderSettings, decoder_problems, fit_decoder
@@ -84,9 +89,10 @@ class VLMSettings(BaseModel):
     refine_tau: float = Field(0.1, gt=0)
     shifts: int = Field(1, ge=1, description="seed maps averaged over shifts x shifts translations of the image "
                         "by fractions of a patch (1: off); the seed's resolution becomes patch / shifts")
-    colour: Literal["rgb", "value"] = Field(
+    colour: Literal["rgb", "value", "seed-value"] = Field(
         "rgb", description="value: every stage sees each pixel's maximum over the colour channels (repeated over "
-        "the channels): a colour-blind teacher, whose masks cannot follow a colour shortcut")
+        "the channels): a colour-blind teacher, whose masks cannot follow a colour shortcut; seed-value: the CLIP "
+        "sees that view (the seed and affinity stages), the pixel stages see the colours")
     components: Literal["all", "seeded", "largest"] = Field(
         "all", description="seeded: drop the final mask's connected components whose mean seed is below the seed's "
         "threshold; largest: keep only the component of largest seed mass (one object per image)")
@@ -97,6 +103,7 @@ class VLMSettings(BaseModel):
     device: str = "cpu"
     decoder: DecoderSettings = Field(default_factory=DecoderSettings)
     crf: CRFSettings = Field(default_factory=CRFSettings)
+    colour_model: ColourModelSettings = Field(default_factory=ColourModelSettings)
     cache_dir: str | None = "~/.cache/lookright/masks"
     mode: Literal["cache", "on-the-fly"] = "cache"
 
@@ -185,14 +192,17 @@ class VLMSettings(BaseModel):
                 extra["boundary_sigma"] = self.boundary_sigma
         if self.colour != "rgb":
             extra["colour"] = self.colour
+        if self.colour_model.enabled:
+            extra["colour_model"] = self.colour_model.model_dump()
         return {"model": self.model_identity(), **stages, **extra, **self.model_dump(
             include={"method", "method_options", "foreground", "background", "background_template", "class_names",
                      "threshold", "refine_steps", "refine_tau"})}
 
 
 def colour_view(images: torch.Tensor, colour: str) -> torch.Tensor:
-    """``rgb``: the images; ``value``: each pixel's maximum over the channels, repeated over them (the V of HSV)."""
-    if colour == "rgb" or images.shape[-3] == 1:
+    """``value``: each pixel's maximum over the channels, repeated over them (the V of HSV); anything
+    else (``rgb``, ``seed-value``, whose pixel stages see the colours): the images."""
+    if colour != "value" or images.shape[-3] == 1:
         return images
     return images.amax(dim=-3, keepdim=True).expand_as(images)
 
@@ -243,9 +253,14 @@ class VLMTeacher:
         x = images.float() / 255 if not torch.is_floating_point(images) else images
         return colour_view(x, self.settings.colour)
 
+    def _clip_view(self, images: torch.Tensor) -> torch.Tensor:
+        """What the CLIP sees: :meth:`_floats`, in the value view when ``colour`` is ``seed-value``."""
+        x = self._floats(images)
+        return colour_view(x, "value") if self.settings.colour == "seed-value" else x
+
     def raw_maps(self, images: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
         """Stage 1: ``(B, g, g)`` dense maps."""
-        return dense_map(self.settings.method, self.clip, self._floats(images), self.prompts, labels,
+        return dense_map(self.settings.method, self.clip, self._clip_view(images), self.prompts, labels,
                          **self.settings.method_options)
 
     def grid_maps(self, images: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
@@ -253,7 +268,7 @@ class VLMTeacher:
         maps = self.raw_maps(images, labels)
         if self.settings.refine_steps:
             with torch.no_grad():
-                tokens = self.clip.tokens(self.clip.preprocess(self._floats(images)))[:, 1:]
+                tokens = self.clip.tokens(self.clip.preprocess(self._clip_view(images)))[:, 1:]
             maps = affinity_refine(maps, tokens, self.settings.refine_steps, self.settings.refine_tau)
         return maps.detach()
 
@@ -315,6 +330,9 @@ class VLMTeacher:
             masks = (soft >= 0.5).float()
         else:
             masks = (soft >= t[:, None, None]).float()
+        if s.colour_model.enabled:
+            masks = colour_carve(x, masks, s.colour_model)
+            soft = soft * masks
         if s.components != "all" and (s.decoder.enabled or s.crf.enabled):
             seed_soft, seed_t = seed if seed is not None else self.seeds(images, labels)
             masks = keep_seeded_components(masks, seed_soft, seed_t, largest_only=s.components == "largest",
