@@ -47,12 +47,12 @@ def colour_carve(images: torch.Tensor, masks: torch.Tensor, settings: ColourMode
     n_bins = settings.bins ** images.shape[1]
     area = start.sum(dim=1, keepdim=True)
     defined = (area > 0) & (area < start.shape[1])
+    every = torch.zeros(len(idx), n_bins, device=idx.device).scatter_add_(1, idx, torch.ones_like(start))
     current = start
     for _ in range(settings.iterations):
-        h_in = torch.zeros(len(idx), n_bins, device=idx.device).scatter_add_(1, idx, current)
-        h_out = torch.zeros(len(idx), n_bins, device=idx.device).scatter_add_(1, idx, 1 - current)
-        h_in = h_in / h_in.sum(dim=1, keepdim=True).clamp_min(1)
-        h_out = h_out / h_out.sum(dim=1, keepdim=True).clamp_min(1)
+        inside = torch.zeros_like(every).scatter_add_(1, idx, current)
+        h_in = inside / inside.sum(dim=1, keepdim=True).clamp_min(1)
+        h_out = (every - inside) / (every - inside).sum(dim=1, keepdim=True).clamp_min(1)
         keep = (h_in.gather(1, idx) >= h_out.gather(1, idx)).float()
         carved = start * keep
         current = torch.where(defined & (carved.sum(dim=1, keepdim=True) > 0), carved, start)
