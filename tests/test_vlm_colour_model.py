@@ -100,38 +100,3 @@ def test_seed_value_shows_the_clip_brightness_and_the_pixel_stages_colour(monkey
         assert torch.equal(carve_view[0], carve_view[1]) == (colour == "value"), colour
     assert torch.allclose(seen["carve"][0, 0], image[0], atol=1 / 255)  # rgb: the colours themselves
     assert VLMSettings(path="unused", colour="seed-value").key_fields()["colour"] == "seed-value"
-
-
-def test_seed_both_averages_the_normalised_maps_of_the_colour_and_value_views(monkeypatch):
-    """The CLIP sees the colours and the brightness; the seed is the mean of the two min-max
-    normalised maps: a cell lit in one view only keeps half its weight."""
-    import lookright.vlm.teacher as teacher_module
-
-    image, _ = _stroke_image((0.9, 0.1, 0.0))
-    views = []
-    grey_map, colour_map = torch.zeros(1, 7, 7), torch.zeros(1, 7, 7)
-    grey_map[0, 1, 2], colour_map[0, 5, 5] = 3.0, 0.5  # each view lights its own cell, on its own scale
-
-    def fake_dense_map(method, clip, x, prompts, labels, **options):
-        grey = torch.equal(x[:, 0], x[:, 1])
-        views.append(grey)
-        return grey_map if grey else colour_map
-
-    monkeypatch.setattr(teacher_module, "dense_map", fake_dense_map)
-    settings = VLMSettings(path="unused", colour="seed-both")
-    maps = VLMTeacher(settings, clip=_NoClip()).grid_maps(image[None], None)
-    assert views == [False, True]
-    expected = torch.zeros(1, 7, 7)
-    expected[0, 1, 2] = expected[0, 5, 5] = 0.5
-    assert torch.allclose(maps, expected, atol=1e-6)
-    assert settings.key_fields()["colour"] == "seed-both"
-    views.clear()
-    VLMTeacher(VLMSettings(path="unused"), clip=_NoClip()).grid_maps(image[None], None)
-    assert views == [False]
-
-
-class _NoClip:
-    """A CLIP loader for a patched ``dense_map``: every load returns the loader itself."""
-
-    def __call__(self):
-        return self

@@ -28,10 +28,7 @@ is more typical of the image's background than of its mask (:mod:`lookright.vlm.
 With ``colour: value`` every stage sees ``max_c x[c]`` (repeated over the channels) instead of
 the colours: the masks of a colour-blind teacher cannot follow a colour shortcut, and a CLIP
 pretrained on white digits sees coloured ones as white. With ``colour: seed-value`` only the CLIP
-(stages 1-2) sees that view; the decoder, CRF and colour model see the colours. With ``colour:
-seed-both`` stages 1-2 run on both views and the seed is the mean of their min-max normalised maps,
-``(minmax(m_rgb) + minmax(m_value)) / 2``: a part of the object that either view finds keeps half
-its weight, and what only one view lights (a coloured frame turned white) is halved.
+(stages 1-2) sees that view; the decoder, CRF and colour model see the colours.
 
 ``split_masks`` computes the masks of a whole split in batches, through the
 :class:`~lookright.vlm.cache.MaskCache` unless ``cache_dir`` is null, and warns (or, when no
@@ -54,7 +51,6 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from lookright.errors import ConfigError, MaskError
-from lookright.losses.base import minmax
 from lookright.targets.teacher import TEACHERS
 from lookright.vlm.backends import ClipBundle, load_clip
 from lookright.vlm.cache import MaskCache, cache_key, digest_array, digest_file
@@ -93,11 +89,10 @@ class VLMSettings(BaseModel):
     refine_tau: float = Field(0.1, gt=0)
     shifts: int = Field(1, ge=1, description="seed maps averaged over shifts x shifts translations of the image "
                         "by fractions of a patch (1: off); the seed's resolution becomes patch / shifts")
-    colour: Literal["rgb", "value", "seed-value", "seed-both"] = Field(
+    colour: Literal["rgb", "value", "seed-value"] = Field(
         "rgb", description="value: every stage sees each pixel's maximum over the colour channels (repeated over "
         "the channels): a colour-blind teacher, whose masks cannot follow a colour shortcut; seed-value: the CLIP "
-        "sees that view (the seed and affinity stages), the pixel stages see the colours; seed-both: the seed is "
-        "the mean of the CLIP's min-max normalised maps of the colours and of that view")
+        "sees that view (the seed and affinity stages), the pixel stages see the colours")
     components: Literal["all", "seeded", "largest"] = Field(
         "all", description="seeded: drop the final mask's connected components whose mean seed is below the seed's "
         "threshold; largest: keep only the component of largest seed mass (one object per image)")
@@ -258,36 +253,24 @@ class VLMTeacher:
         x = images.float() / 255 if not torch.is_floating_point(images) else images
         return colour_view(x, self.settings.colour)
 
-    def _clip_views(self, images: torch.Tensor) -> list[torch.Tensor]:
-        """What the CLIP sees: :meth:`_floats`, in the value view when ``colour`` is ``seed-value``,
-        in both views when it is ``seed-both``."""
-        x = self._floats(images)
-        views = {"seed-value": ["value"], "seed-both": ["rgb", "value"]}.get(self.settings.colour, ["rgb"])
-        return [colour_view(x, view) for view in views]
-
     def _clip_view(self, images: torch.Tensor) -> torch.Tensor:
-        """The CLIP's first view of ``images`` (the only one unless ``colour`` is ``seed-both``)."""
-        return self._clip_views(images)[0]
+        """What the CLIP sees: :meth:`_floats`, in the value view when ``colour`` is ``seed-value``."""
+        x = self._floats(images)
+        return colour_view(x, "value") if self.settings.colour == "seed-value" else x
 
     def raw_maps(self, images: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
-        """Stage 1: ``(B, g, g)`` dense maps (of the first view; :meth:`grid_maps` averages the views)."""
-        return self._view_maps(self._clip_view(images), labels, refine=False)
-
-    def _view_maps(self, view: torch.Tensor, labels: torch.Tensor | None, refine: bool) -> torch.Tensor:
-        maps = dense_map(self.settings.method, self.clip, view, self.prompts, labels, **self.settings.method_options)
-        if refine and self.settings.refine_steps:
-            with torch.no_grad():
-                tokens = self.clip.tokens(self.clip.preprocess(view))[:, 1:]
-            maps = affinity_refine(maps, tokens, self.settings.refine_steps, self.settings.refine_tau)
-        return maps.detach()
+        """Stage 1: ``(B, g, g)`` dense maps."""
+        return dense_map(self.settings.method, self.clip, self._clip_view(images), self.prompts, labels,
+                         **self.settings.method_options)
 
     def grid_maps(self, images: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
-        """Stages 1-2: ``(B, g, g)`` dense maps, refined along the token affinity when ``refine_steps > 0``;
-        with two views, the mean of their min-max normalised maps."""
-        views = self._clip_views(images)
-        if len(views) == 1:
-            return self._view_maps(views[0], labels, refine=True)
-        return torch.stack([minmax(self._view_maps(v, labels, refine=True).float()) for v in views]).mean(dim=0)
+        """Stages 1-2: ``(B, g, g)`` dense maps, refined along the token affinity when ``refine_steps > 0``."""
+        maps = self.raw_maps(images, labels)
+        if self.settings.refine_steps:
+            with torch.no_grad():
+                tokens = self.clip.tokens(self.clip.preprocess(self._clip_view(images)))[:, 1:]
+            maps = affinity_refine(maps, tokens, self.settings.refine_steps, self.settings.refine_tau)
+        return maps.detach()
 
     def seeds(self, images: torch.Tensor, labels: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
         """Stages 1-3: the soft map ``(B, H, W)`` in ``[0, 1]`` at the image size and its thresholds ``(B,)``."""
