@@ -58,6 +58,25 @@ def test_the_stage_only_removes_and_leaves_undefined_cases_alone():
     assert torch.equal(colour_carve(image[None], background_only, ON), background_only)
 
 
+
+def test_grow_extends_a_mask_on_one_arm_to_the_connected_stroke_only():
+    """A mask on the upright of a coloured 'L' (and some black around it) reaches the foot, which
+    shares its colour and touches it; a separate stroke of the same colour stays out."""
+    image, stroke = _stroke_image()
+    apart = torch.zeros(28, 28)
+    apart[2:6, 22:26] = 1  # a square of the stroke's colour, not touching it
+    image = torch.maximum(image, apart * torch.tensor([0.9, 0.8, 0.0]).view(3, 1, 1))
+    upright = torch.zeros(28, 28)
+    upright[4:18, 8:13] = 1
+    grow = ColourModelSettings(enabled=True, grow=True)
+    assert torch.equal(colour_carve(image[None], upright[None], ON)[0], stroke * upright)  # without: carved only
+    assert torch.equal(colour_carve(image[None], upright[None], grow)[0], stroke)
+    background_only = torch.zeros(1, 28, 28)
+    background_only[0, 0:3, 0:3] = 1  # nothing to carve: left alone, not grown
+    assert torch.equal(colour_carve(image[None], background_only, grow), background_only)
+    settings = VLMSettings(path="unused", colour_model={"enabled": True, "grow": True})
+    assert settings.key_fields()["colour_model"]["grow"] is True
+
 def test_the_teacher_carves_masks_and_soft_maps_and_keys_the_cache_only_when_on(monkeypatch):
     image, stroke = _stroke_image((0.1, 0.9, 0.7))
     blob = torch.zeros(1, 28, 28)

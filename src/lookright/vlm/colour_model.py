@@ -8,7 +8,16 @@ levels per channel, ``h_in`` is the normalised colour histogram of the mask's pi
 ``h_in(c) >= h_out(c)`` (the naive-Bayes decision with equal priors, so a small mask is not
 outvoted by a large background). The histograms are then taken again from the carved mask, for
 ``iterations`` rounds: a colour removed once leaves ``h_in`` and stays removed, so the rounds only
-sharpen the decision. Only pixels of the incoming mask can stay: the stage removes, never adds.
+sharpen the decision. Only pixels of the incoming mask can stay: the stage removes, never adds,
+unless ``grow`` is on.
+
+``grow``: then the carved mask is extended by the pixels of colours at least ``grow_ratio`` times
+as typical of the carved mask as of the rest, ``h_in(c) >= grow_ratio h_out(c)``, that are
+8-connected to it through such pixels, as hysteresis thresholding extends strong edges along weak
+ones (Canny 1986): a mask that covers one arm of a uniformly coloured digit reaches the rest of
+it. The margin keeps a mask that lies on the background from growing over it (black is about as
+typical of the rest of the image as of such a mask). Growth follows colour alone, so an object
+whose colour runs on into the background (a white stroke touching white bars) spills into it.
 
 An image whose mask is empty or covers the whole image is left as it is (one of the histograms
 is undefined), and so is one whose carved mask would be empty (every colour of the mask is more
@@ -18,6 +27,7 @@ typical of the background: the colour model has no object to keep).
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from pydantic import BaseModel, ConfigDict, Field
 
 
@@ -29,6 +39,8 @@ class ColourModelSettings(BaseModel):
     enabled: bool = False
     bins: int = Field(8, ge=2, le=64, description="quantisation levels per colour channel")
     iterations: int = Field(3, ge=1, description="rounds of histograms taken from the carved mask")
+    grow: bool = Field(False, description="then add the pixels of the object's colours connected to the carved mask")
+    grow_ratio: float = Field(2.0, ge=1.0, description="grow through colours with h_in(c) >= grow_ratio x h_out(c)")
 
 
 def colour_bins(images: torch.Tensor, bins: int) -> torch.Tensor:
@@ -50,10 +62,31 @@ def colour_carve(images: torch.Tensor, masks: torch.Tensor, settings: ColourMode
     every = torch.zeros(len(idx), n_bins, device=idx.device).scatter_add_(1, idx, torch.ones_like(start))
     current = start
     for _ in range(settings.iterations):
-        inside = torch.zeros_like(every).scatter_add_(1, idx, current)
-        h_in = inside / inside.sum(dim=1, keepdim=True).clamp_min(1)
-        h_out = (every - inside) / (every - inside).sum(dim=1, keepdim=True).clamp_min(1)
-        keep = (h_in.gather(1, idx) >= h_out.gather(1, idx)).float()
-        carved = start * keep
+        h_in, h_out = _pixel_histograms(every, idx, current)
+        carved = start * (h_in >= h_out).float()
         current = torch.where(defined & (carved.sum(dim=1, keepdim=True) > 0), carved, start)
+    if settings.grow:
+        h_in, h_out = _pixel_histograms(every, idx, current)
+        allowed = (h_in >= settings.grow_ratio * h_out) & defined & (carved.sum(dim=1, keepdim=True) > 0)
+        current = _grown(current.view_as(masks).float(), allowed.view_as(masks).float()).flatten(1)
     return current.view_as(masks).to(masks.dtype)
+
+
+def _pixel_histograms(every: torch.Tensor, idx: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(h_in, h_out)`` at each pixel ``(B, H*W)``: the normalised histograms of the mask's pixels and
+    of the others (``every``: the image's histogram ``(B, bins)``, ``idx``: each pixel's bin)."""
+    inside = torch.zeros_like(every).scatter_add_(1, idx, mask)
+    h_in = inside / inside.sum(dim=1, keepdim=True).clamp_min(1)
+    h_out = (every - inside) / (every - inside).sum(dim=1, keepdim=True).clamp_min(1)
+    return h_in.gather(1, idx), h_out.gather(1, idx)
+
+
+def _grown(masks: torch.Tensor, allowed: torch.Tensor) -> torch.Tensor:
+    """``masks`` ``(B, H, W)`` extended by the ``allowed`` pixels 8-connected to them through
+    ``allowed`` pixels (repeated 3 x 3 dilation inside ``allowed`` until nothing changes)."""
+    grown = masks
+    while True:
+        step = torch.maximum(grown, F.max_pool2d(grown[:, None], 3, stride=1, padding=1)[:, 0] * allowed)
+        if torch.equal(step, grown):
+            return grown
+        grown = step

@@ -193,7 +193,8 @@ class VLMSettings(BaseModel):
         if self.colour != "rgb":
             extra["colour"] = self.colour
         if self.colour_model.enabled:
-            extra["colour_model"] = self.colour_model.model_dump()
+            extra["colour_model"] = self.colour_model.model_dump(
+                exclude=set() if self.colour_model.grow else {"grow", "grow_ratio"})
         return {"model": self.model_identity(), **stages, **extra, **self.model_dump(
             include={"method", "method_options", "foreground", "background", "background_template", "class_names",
                      "threshold", "refine_steps", "refine_tau"})}
