@@ -58,7 +58,6 @@ def test_the_stage_only_removes_and_leaves_undefined_cases_alone():
     assert torch.equal(colour_carve(image[None], background_only, ON), background_only)
 
 
-
 def test_grow_extends_a_mask_on_one_arm_to_the_connected_stroke_only():
     """A mask on the upright of a coloured 'L' (and some black around it) reaches the foot, which
     shares its colour and touches it; a separate stroke of the same colour stays out."""
@@ -72,10 +71,11 @@ def test_grow_extends_a_mask_on_one_arm_to_the_connected_stroke_only():
     assert torch.equal(colour_carve(image[None], upright[None], ON)[0], stroke * upright)  # without: carved only
     assert torch.equal(colour_carve(image[None], upright[None], grow)[0], stroke)
     background_only = torch.zeros(1, 28, 28)
-    background_only[0, 0:3, 0:3] = 1  # nothing to carve: left alone, not grown
+    background_only[0, 0:3, 0:3] = 1  # on black, which is about as common outside it: the margin stops growth
     assert torch.equal(colour_carve(image[None], background_only, grow), background_only)
     settings = VLMSettings(path="unused", colour_model={"enabled": True, "grow": True})
     assert settings.key_fields()["colour_model"]["grow"] is True
+
 
 def test_the_teacher_carves_masks_and_soft_maps_and_keys_the_cache_only_when_on(monkeypatch):
     image, stroke = _stroke_image((0.1, 0.9, 0.7))
